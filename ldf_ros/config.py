@@ -1,0 +1,290 @@
+"""One configuration schema for the node and the CLI tools.
+
+`config/fusion.yaml` is a ROS 2 parameters file (``ldf_fusion: ros__parameters: ...``).
+The node declares every field below as a ROS parameter (nested sections become dotted
+names such as ``sync.slop_s``), and the CLI tools read the same file through
+:func:`load_config`. Every value is checked here, once: unknown keys, wrong types and
+out-of-range values raise :class:`ConfigError` naming the key and what is allowed.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+NODE_NAME = "ldf_fusion"
+
+
+class ConfigError(ValueError):
+    """A configuration value is unknown, of the wrong type or out of range."""
+
+
+def _spec(default, *, doc: str, choices=None, lo=None, hi=None, lo_open=False, length=None):
+    """A dataclass field that carries its own validation rule and documentation."""
+    meta = {"doc": doc, "choices": choices, "lo": lo, "hi": hi, "lo_open": lo_open, "length": length}
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass(frozen=True)
+class TopicsConfig:
+    rgb_image: str = _spec("rgb/image", doc="RGB image topic (relative, remappable)")
+    rgb_info: str = _spec("rgb/camera_info", doc="RGB CameraInfo topic")
+    thermal_image: str = _spec("thermal/image", doc="thermal image topic")
+    thermal_info: str = _spec("thermal/camera_info", doc="thermal CameraInfo topic")
+    use_camera_info: bool = _spec(True, doc="take intrinsics from CameraInfo topics; else from registration.*")
+
+
+@dataclass(frozen=True)
+class SyncConfig:
+    slop_s: float = _spec(0.02, doc="max stamp difference of a fused pair (s)", lo=0.0, hi=1.0, lo_open=True)
+    queue_size: int = _spec(10, doc="messages kept per input while waiting for a partner", lo=1, hi=1000)
+    stall_timeout_s: float = _spec(1.0, doc="input silent this long -> diagnostics WARN (s)", lo=0.0, lo_open=True)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    variant: str = _spec("student", doc="fusion model variant", choices=["student", "teacher", "classical"])
+    fusion_weights: str = _spec("models/fusion_student.safetensors", doc="fusion checkpoint (relative paths: package share)")
+    depth_visible_weights: str = _spec("models/depth_visible_student.safetensors", doc="visible depth checkpoint")
+    depth_thermal_weights: str = _spec("models/depth_thermal_student.safetensors", doc="thermal depth checkpoint")
+    text_encoder: str = _spec("minilm", doc="caption encoder", choices=["minilm", "open_clip", "none"])
+    clip_model: str = _spec("ViT-B-32", doc="open_clip model name (text_encoder=open_clip)")
+    clip_checkpoint: str = _spec("", doc="local open_clip checkpoint file (hubs are not used)")
+
+
+@dataclass(frozen=True)
+class RuntimeConfig:
+    device: str = _spec("auto", doc="inference device", choices=["auto", "cpu", "cuda"])
+    fp16: bool = _spec(True, doc="half precision on cuda (ignored on cpu)")
+    num_threads: int = _spec(0, doc="torch CPU threads (0: torch default)", lo=0, hi=256)
+    warmup_runs: int = _spec(2, doc="inference runs at start-up before the first frame", lo=0, hi=100)
+
+
+@dataclass(frozen=True)
+class ThermalConfig:
+    normalization: str = _spec("percentile", doc="thermal to [0,1]", choices=["percentile", "range"])
+    range_min: float = _spec(0.0, doc="raw value mapped to 0 (normalization=range)")
+    range_max: float = _spec(65535.0, doc="raw value mapped to 1 (normalization=range)")
+    low_percentile: float = _spec(1.0, doc="AGC low percentile", lo=0.0, hi=100.0)
+    high_percentile: float = _spec(99.0, doc="AGC high percentile", lo=0.0, hi=100.0)
+
+
+@dataclass(frozen=True)
+class RegistrationConfig:
+    mode: str = _spec("camera_info", doc="thermal->RGB registration", choices=["camera_info", "homography", "identity"])
+    homography: list = _spec([1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0], doc="row-major 3x3 thermal->RGB pixels", length=9)
+    rgb_k: list = _spec([500.0, 0.0, 320.0, 0.0, 500.0, 256.0, 0.0, 0.0, 1.0], doc="RGB intrinsics when no CameraInfo", length=9)
+    thermal_k: list = _spec([400.0, 0.0, 320.0, 0.0, 400.0, 256.0, 0.0, 0.0, 1.0], doc="thermal intrinsics when no CameraInfo", length=9)
+    thermal_to_rgb_translation: list = _spec([0.0, 0.0, 0.0], doc="thermal origin in RGB optical frame (m)", length=3)
+    thermal_to_rgb_rotation: list = _spec([0.0, 0.0, 0.0, 1.0], doc="quaternion x,y,z,w thermal->RGB", length=4)
+    plane_depth_m: float = _spec(10.0, doc="scene depth assumed for parallax (m)", lo=0.0, lo_open=True)
+
+
+@dataclass(frozen=True)
+class PointCloudConfig:
+    stride: int = _spec(4, doc="keep every n-th pixel in u and v", lo=1, hi=64)
+    min_range_m: float = _spec(0.3, doc="drop points nearer than this (m)", lo=0.0)
+    max_range_m: float = _spec(40.0, doc="drop points farther than this (m)", lo=0.0, lo_open=True)
+
+
+@dataclass(frozen=True)
+class FramesConfig:
+    rgb_optical_frame: str = _spec("", doc="frame id of outputs; empty: the RGB header's frame_id")
+
+
+@dataclass(frozen=True)
+class OutputsConfig:
+    fused: bool = _spec(True, doc="publish ~/fused/image and ~/fused/camera_info")
+    depth: bool = _spec(True, doc="publish ~/depth/image and ~/depth/camera_info")
+    points: bool = _spec(True, doc="publish ~/points")
+    caption: bool = _spec(True, doc="publish ~/caption")
+    diagnostics: bool = _spec(True, doc="publish /diagnostics")
+    diagnostics_period_s: float = _spec(1.0, doc="diagnostics period (s)", lo=0.0, lo_open=True)
+
+
+@dataclass(frozen=True)
+class FusionConfig:
+    """Everything the node and the CLI tools are configured with."""
+
+    topics: TopicsConfig = field(default_factory=TopicsConfig)
+    sync: SyncConfig = field(default_factory=SyncConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+    thermal: ThermalConfig = field(default_factory=ThermalConfig)
+    registration: RegistrationConfig = field(default_factory=RegistrationConfig)
+    pointcloud: PointCloudConfig = field(default_factory=PointCloudConfig)
+    frames: FramesConfig = field(default_factory=FramesConfig)
+    outputs: OutputsConfig = field(default_factory=OutputsConfig)
+
+    def __post_init__(self):
+        _check_cross_fields(self)
+
+
+SECTIONS: dict[str, type] = {f.name: f.default_factory().__class__ for f in fields(FusionConfig)}
+
+
+def _allowed(f: dataclasses.Field) -> str:
+    m = f.metadata
+    if m.get("choices"):
+        return "one of " + ", ".join(repr(c) for c in m["choices"])
+    if f.type == "bool":
+        return "true or false"
+    if f.type == "list":
+        return f"a list of {m['length']} numbers"
+    kind = {"int": "an integer", "float": "a number", "str": "a string"}[f.type]
+    lo, hi = m.get("lo"), m.get("hi")
+    if lo is None and hi is None:
+        return kind
+    left = "(" if m.get("lo_open") else "["
+    return f"{kind} in {left}{'-inf' if lo is None else lo}, {'inf' if hi is None else hi}]"
+
+
+def _coerce(key: str, f: dataclasses.Field, value: Any) -> Any:
+    """Check one value against its field's type, choices and range; return the typed value."""
+    bad = ConfigError(f"{key}: got {value!r}, expected {_allowed(f)}")
+    m = f.metadata
+    if f.type == "bool":
+        if not isinstance(value, bool):
+            raise bad
+        return value
+    if f.type == "str":
+        if not isinstance(value, str):
+            raise bad
+        if m.get("choices") and value not in m["choices"]:
+            raise bad
+        return value
+    if f.type == "list":
+        if not isinstance(value, (list, tuple)) or len(value) != m["length"]:
+            raise bad
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value):
+            raise bad
+        return [float(v) for v in value]
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise bad
+    if f.type == "int":
+        if isinstance(value, float) and not value.is_integer():
+            raise bad
+        value = int(value)
+    else:
+        value = float(value)
+        if not math.isfinite(value):
+            raise bad
+    lo, hi = m.get("lo"), m.get("hi")
+    if lo is not None and (value < lo or (m.get("lo_open") and value == lo)):
+        raise bad
+    if hi is not None and value > hi:
+        raise bad
+    return value
+
+
+def _check_cross_fields(cfg: FusionConfig) -> None:
+    if cfg.thermal.low_percentile >= cfg.thermal.high_percentile:
+        raise ConfigError("thermal.low_percentile: must be below thermal.high_percentile "
+                          f"({cfg.thermal.low_percentile} >= {cfg.thermal.high_percentile})")
+    if cfg.thermal.range_min >= cfg.thermal.range_max:
+        raise ConfigError(f"thermal.range_min: must be below thermal.range_max ({cfg.thermal.range_min} >= {cfg.thermal.range_max})")
+    if cfg.pointcloud.min_range_m >= cfg.pointcloud.max_range_m:
+        raise ConfigError("pointcloud.min_range_m: must be below pointcloud.max_range_m")
+
+
+def config_from_dict(data: Mapping[str, Any]) -> FusionConfig:
+    """Build a validated config from nested sections (missing keys take their defaults)."""
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"parameters: expected a mapping of sections, got {type(data).__name__}")
+    unknown = set(data) - set(SECTIONS)
+    if unknown:
+        raise ConfigError(f"{sorted(unknown)[0]}: unknown section, expected one of {', '.join(SECTIONS)}")
+    sections = {}
+    for name, cls in SECTIONS.items():
+        values = data.get(name) or {}
+        if not isinstance(values, Mapping):
+            raise ConfigError(f"{name}: expected a mapping, got {values!r}")
+        known = {f.name: f for f in fields(cls)}
+        for key in values:
+            if key not in known:
+                raise ConfigError(f"{name}.{key}: unknown key, expected one of {', '.join(known)}")
+        sections[name] = cls(**{k: _coerce(f"{name}.{k}", known[k], v) for k, v in values.items()})
+    return FusionConfig(**sections)
+
+
+def config_from_flat(params: Mapping[str, Any]) -> FusionConfig:
+    """Build a config from dotted names (``sync.slop_s``), as ROS parameters arrive."""
+    nested: dict[str, dict[str, Any]] = {}
+    for key, value in params.items():
+        section, _, name = key.partition(".")
+        if not name:
+            raise ConfigError(f"{key}: unknown key, expected '<section>.<name>' with section one of {', '.join(SECTIONS)}")
+        nested.setdefault(section, {})[name] = value
+    return config_from_dict(nested)
+
+
+def config_to_flat(cfg: FusionConfig) -> dict[str, Any]:
+    """Dotted name -> value, for declaring ROS parameters."""
+    return {f"{s}.{k}": v for s, sec in dataclasses.asdict(cfg).items() for k, v in sec.items()}
+
+
+def parameter_docs() -> dict[str, str]:
+    """Dotted name -> description with the allowed values (README table, ROS descriptors)."""
+    return {f"{s}.{f.name}": f"{f.metadata['doc']} ({_allowed(f)})"
+            for s, cls in SECTIONS.items() for f in fields(cls)}
+
+
+def load_config(path: str | Path | None = None, overrides: Mapping[str, Any] | None = None) -> FusionConfig:
+    """Read a ROS 2 parameters YAML (or plain sections) and apply dotted overrides."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file {path}: not found")
+        try:
+            raw = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config file {path}: not valid YAML ({exc})") from exc
+        data = _unwrap_ros_parameters(raw, path)
+    flat = config_to_flat(config_from_dict(data))
+    for key, value in (overrides or {}).items():
+        if key not in flat:
+            raise ConfigError(f"{key}: unknown key, expected one of {', '.join(flat)}")
+        flat[key] = value
+    return config_from_flat(flat)
+
+
+def _unwrap_ros_parameters(raw: Any, path: Path) -> dict[str, Any]:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"config file {path}: expected a mapping at the top level")
+    for node_key in (NODE_NAME, f"/{NODE_NAME}", "/**"):
+        node = raw.get(node_key)
+        if isinstance(node, dict) and "ros__parameters" in node:
+            return node["ros__parameters"] or {}
+    if any(k.endswith(NODE_NAME) or k == "/**" for k in raw):
+        raise ConfigError(f"config file {path}: node entry without 'ros__parameters'")
+    return raw
+
+
+def default_config_path() -> Path:
+    """config/fusion.yaml from the source tree or the installed share directory."""
+    here = Path(__file__).resolve().parent.parent / "config" / "fusion.yaml"
+    if here.is_file():
+        return here
+    try:
+        from ament_index_python.packages import get_package_share_directory  # type: ignore
+        return Path(get_package_share_directory("ldf_ros")) / "config" / "fusion.yaml"
+    except Exception:  # noqa: BLE001 - no ament index without a distro
+        return here
+
+
+def package_root() -> Path:
+    """Directory that relative model paths in the config are resolved against."""
+    return default_config_path().parent.parent
+
+
+def resolve_path(path: str) -> Path:
+    """Resolve a config path: absolute as is, relative against the package root."""
+    p = Path(path).expanduser()
+    return p if p.is_absolute() else package_root() / p

@@ -1,0 +1,1 @@
+"""ldf_ros.training"""
