@@ -53,8 +53,60 @@ def _setup_config(p: argparse.ArgumentParser) -> None:
     p.set_defaults(func=cmd_config)
 
 
+def cmd_synth(args: argparse.Namespace) -> int:
+    """Generate synthetic RGB-thermal-depth sequences as folders and optionally bags."""
+    from ldf_ros.synthetic.sequence import SequenceSpec, write_folder
+
+    spec = SequenceSpec(frames=args.frames, conditions=tuple(c.strip() for c in args.conditions.split(",") if c.strip()),
+                        seed=args.seed, rgb_rate_hz=args.rgb_rate, thermal_rate_hz=args.thermal_rate,
+                        thermal_offset_s=args.thermal_offset)
+    for root in write_folder(spec, args.out):
+        print(f"wrote {root}")
+    if args.contact_sheet:
+        from ldf_ros.synthetic.contact_sheet import contact_sheet
+        print(f"wrote {contact_sheet(spec, args.contact_sheet)}")
+    if args.bag:
+        from ldf_ros.synthetic.bag import write_bag
+        for cond in spec.conditions:
+            path = write_bag(spec, cond, args.out / cond / "bag", storage=args.storage)
+            print(f"wrote {path}")
+    return 0
+
+
+def _setup_synth(p: argparse.ArgumentParser) -> None:
+    from pathlib import Path
+    p.add_argument("--out", type=Path, required=True, help="output folder (one subfolder per condition)")
+    p.add_argument("--frames", type=int, default=10, help="RGB frames per condition")
+    p.add_argument("--conditions", default="day,night,fog", help="comma list of day,dusk,night,fog,glare")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--rgb-rate", type=float, default=30.0, help="RGB rate (Hz)")
+    p.add_argument("--thermal-rate", type=float, default=30.0, help="thermal rate (Hz), e.g. 9")
+    p.add_argument("--thermal-offset", type=float, default=0.0, help="thermal stamp offset (s)")
+    p.add_argument("--bag", action="store_true", help="also write a ROS 2 bag per condition")
+    p.add_argument("--storage", choices=["mcap", "sqlite3"], default="mcap")
+    p.add_argument("--contact-sheet", type=Path, default=None, help="also write a PNG contact sheet here")
+    p.set_defaults(func=cmd_synth)
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    """Print measured timings as Markdown (record them in docs/BENCHMARKS.md with the command)."""
+    from ldf_ros.evaluation import benchmarks
+    if args.target == "synth":
+        print(benchmarks.bench_synth(frames=args.repeats, thermal_size=tuple(args.thermal_size)))
+    return 0
+
+
+def _setup_bench(p: argparse.ArgumentParser) -> None:
+    p.add_argument("target", choices=["synth"], help="what to measure")
+    p.add_argument("--repeats", type=int, default=5, help="measured runs after warm-up")
+    p.add_argument("--thermal-size", type=int, nargs=2, default=[320, 256], metavar=("W", "H"))
+    p.set_defaults(func=cmd_bench)
+
+
 _REGISTRY: list[tuple[str, str, Callable[[argparse.ArgumentParser], None]]] = [
     ("config", "validate a config file and print its parameters", _setup_config),
+    ("synth", "generate synthetic RGB-thermal-depth sequences (folders, bags)", _setup_synth),
+    ("bench", "measure speed (synthetic world generation; more targets as they land)", _setup_bench),
 ]
 
 
@@ -65,6 +117,9 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except ConfigError as exc:
         print(f"ldf-ros: config error: {exc}", file=sys.stderr)
+        return 2
+    except (ValueError, FileNotFoundError, FileExistsError) as exc:
+        print(f"ldf-ros {args.command}: {exc}", file=sys.stderr)
         return 2
 
 

@@ -1,0 +1,1 @@
+"""Dataset loaders: paired visible/infrared folders and synthetic sequences."""

@@ -1,0 +1,67 @@
+"""Pinhole camera geometry in the ROS optical convention (x right, y down, z forward).
+
+Depth here is always the z coordinate in the camera's optical frame, in meters (REP-118),
+never the distance along the ray.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+def quaternion_to_matrix(q) -> np.ndarray:
+    """3x3 rotation of a unit quaternion given as (x, y, z, w), the ROS order."""
+    x, y, z, w = np.asarray(q, dtype=np.float64) / np.linalg.norm(q)
+    return np.array([
+        [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+        [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+        [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
+    ])
+
+
+def matrix_to_quaternion(r: np.ndarray) -> np.ndarray:
+    """(x, y, z, w) of a rotation matrix (Shepperd's method, stable for all angles)."""
+    r = np.asarray(r, dtype=np.float64)
+    tr = np.trace(r)
+    if tr > 0:
+        s = np.sqrt(tr + 1.0) * 2
+        q = [(r[2, 1] - r[1, 2]) / s, (r[0, 2] - r[2, 0]) / s, (r[1, 0] - r[0, 1]) / s, 0.25 * s]
+    else:
+        i = int(np.argmax(np.diag(r)))
+        j, k = (i + 1) % 3, (i + 2) % 3
+        s = np.sqrt(1.0 + r[i, i] - r[j, j] - r[k, k]) * 2
+        q = [0.0, 0.0, 0.0, (r[k, j] - r[j, k]) / s]
+        q[i] = 0.25 * s
+        q[j] = (r[j, i] + r[i, j]) / s
+        q[k] = (r[k, i] + r[i, k]) / s
+    return np.asarray(q)
+
+
+def intrinsics(fx: float, fy: float, cx: float, cy: float) -> np.ndarray:
+    return np.array([[fx, 0.0, cx], [0.0, fy, cy], [0.0, 0.0, 1.0]])
+
+
+def pixel_rays(k: np.ndarray, width: int, height: int) -> np.ndarray:
+    """(H, W, 3) rays through pixel centers with z = 1, so a ray's parameter t is the depth."""
+    u, v = np.meshgrid(np.arange(width, dtype=np.float64), np.arange(height, dtype=np.float64))
+    kinv = np.linalg.inv(k)
+    pix = np.stack([u, v, np.ones_like(u)], axis=-1)
+    return pix @ kinv.T
+
+
+def backproject(depth: np.ndarray, k: np.ndarray) -> np.ndarray:
+    """(H, W) depth in meters -> (H, W, 3) points in the optical frame (NaN stays NaN)."""
+    h, w = depth.shape
+    return pixel_rays(k, w, h) * depth[..., None]
+
+
+def project(points: np.ndarray, k: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(..., 3) optical-frame points -> (..., 2) pixel coordinates and their depth z."""
+    z = points[..., 2]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        uv = (points[..., :2] / z[..., None]) * np.array([k[0, 0], k[1, 1]]) + np.array([k[0, 2], k[1, 2]])
+    return uv, z
+
+
+def transform(points: np.ndarray, rotation: np.ndarray, translation: np.ndarray) -> np.ndarray:
+    """Apply p' = R p + t to (..., 3) points."""
+    return points @ np.asarray(rotation).T + np.asarray(translation)

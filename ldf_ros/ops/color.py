@@ -1,0 +1,37 @@
+"""Color conversions shared by fusion, baselines and metrics (ITU-R BT.601, full range)."""
+from __future__ import annotations
+
+import numpy as np
+
+
+def rgb_to_ycbcr(rgb: np.ndarray, scale: float = 255.0) -> np.ndarray:
+    """(..., 3) RGB in [0, scale] -> YCbCr in the same scale, chroma centered at half scale.
+
+    `scale` is 255 for 8-bit values or 1 for normalized ones; it only sets the chroma center.
+    """
+    rgb = np.asarray(rgb, dtype=np.float64)
+    half = 128.0 if scale > 1.0 else 0.5
+    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    y = 0.299 * r + 0.587 * g + 0.114 * b
+    cb = (b - y) * 0.564 + half
+    cr = (r - y) * 0.713 + half
+    return np.stack([y, cb, cr], axis=-1)
+
+
+def ycbcr_to_rgb(ycc: np.ndarray, scale: float = 255.0) -> np.ndarray:
+    """Inverse of :func:`rgb_to_ycbcr`; `scale` is 255 or 1 (sets the chroma center)."""
+    half = 128.0 if scale > 1.0 else 0.5
+    y, cb, cr = ycc[..., 0], ycc[..., 1] - half, ycc[..., 2] - half
+    r = y + cr / 0.713
+    b = y + cb / 0.564
+    g = (y - 0.299 * r - 0.114 * b) / 0.587
+    return np.stack([r, g, b], axis=-1)
+
+
+def luminance_u8(rgb: np.ndarray) -> np.ndarray:
+    """Y = 0.299R + 0.587G + 0.114B rounded to uint8: the luminance fusion metrics use."""
+    rgb = np.asarray(rgb, dtype=np.float64)
+    if rgb.ndim == 2:
+        return np.clip(np.round(rgb), 0, 255).astype(np.uint8)
+    y = 0.299 * rgb[..., 0] + 0.587 * rgb[..., 1] + 0.114 * rgb[..., 2]
+    return np.clip(np.round(y), 0, 255).astype(np.uint8)
