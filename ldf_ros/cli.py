@@ -103,9 +103,41 @@ def _setup_bench(p: argparse.ArgumentParser) -> None:
     p.set_defaults(func=cmd_bench)
 
 
+def cmd_eval(args: argparse.Namespace) -> int:
+    """Evaluate fusion methods on a paired folder: table on stdout, files under --out."""
+    from ldf_ros.data.paired import PairedFolder
+    from ldf_ros.evaluation.fusion_report import evaluate_folder, markdown_table, write_report
+    from ldf_ros.runtime.classical_fusion import BASELINES
+
+    names = [m.strip() for m in args.methods.split(",") if m.strip()]
+    unknown = [m for m in names if m not in BASELINES]
+    if unknown:
+        raise ValueError(f"unknown method {unknown[0]!r}; available: {', '.join(BASELINES)}")
+    methods = {m: BASELINES[m] for m in names}
+    folder = PairedFolder(args.vi, args.ir)
+    rows = evaluate_folder(folder, methods)
+    summary = write_report(rows, folder, methods, args.out, rank_method=names[-1])
+    print(markdown_table(summary))
+    print(f"wrote {args.out}/report.md, metrics.csv, summary.json, panel_*.png")
+    return 0
+
+
+def _setup_eval(p: argparse.ArgumentParser) -> None:
+    from pathlib import Path
+    sub = p.add_subparsers(dest="what", metavar="WHAT")
+    sub.required = True
+    f = sub.add_parser("fusion", help="fusion metrics of methods over paired vi/ir folders")
+    f.add_argument("--vi", type=Path, required=True, help="folder of visible images")
+    f.add_argument("--ir", type=Path, required=True, help="folder of infrared images (same file names)")
+    f.add_argument("--out", type=Path, default=Path("out/eval_fusion"), help="report folder")
+    f.add_argument("--methods", default="average,max,laplacian", help="comma list: average,max,laplacian")
+    f.set_defaults(func=cmd_eval)
+
+
 _REGISTRY: list[tuple[str, str, Callable[[argparse.ArgumentParser], None]]] = [
     ("config", "validate a config file and print its parameters", _setup_config),
     ("synth", "generate synthetic RGB-thermal-depth sequences (folders, bags)", _setup_synth),
+    ("eval", "evaluate fusion (metrics table, CSV/JSON, panels)", _setup_eval),
     ("bench", "measure speed (synthetic world generation; more targets as they land)", _setup_bench),
 ]
 
