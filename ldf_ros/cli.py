@@ -58,7 +58,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
     from ldf_ros.synthetic.sequence import SequenceSpec, write_folder
 
     spec = SequenceSpec(frames=args.frames, conditions=tuple(c.strip() for c in args.conditions.split(",") if c.strip()),
-                        seed=args.seed, rgb_rate_hz=args.rgb_rate, thermal_rate_hz=args.thermal_rate,
+                        seed=args.seed, family=args.family, rgb_rate_hz=args.rgb_rate, thermal_rate_hz=args.thermal_rate,
                         thermal_offset_s=args.thermal_offset)
     for root in write_folder(spec, args.out):
         print(f"wrote {root}")
@@ -79,6 +79,7 @@ def _setup_synth(p: argparse.ArgumentParser) -> None:
     p.add_argument("--frames", type=int, default=10, help="RGB frames per condition")
     p.add_argument("--conditions", default="day,night,fog", help="comma list of day,dusk,night,fog,glare")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--family", default="urban", help="scene family: urban, suburban, highway")
     p.add_argument("--rgb-rate", type=float, default=30.0, help="RGB rate (Hz)")
     p.add_argument("--thermal-rate", type=float, default=30.0, help="thermal rate (Hz), e.g. 9")
     p.add_argument("--thermal-offset", type=float, default=0.0, help="thermal stamp offset (s)")

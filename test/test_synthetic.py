@@ -124,3 +124,15 @@ def test_bag_reads_back(tmp_path, storage):
     tf = seen["/tf_static"][0][2].transforms[0]
     assert (tf.header.frame_id, tf.child_frame_id) == ("rgb_optical_frame", "thermal_optical_frame")
     assert tf.transform.translation.x == pytest.approx(0.08)
+
+
+def test_scene_families_differ():
+    from ldf_ros.synthetic.scene import CLASS_ID as C
+    counts = {}
+    for family in ("urban", "highway"):
+        spec = SequenceSpec(frames=1, conditions=("day",), seed=3, family=family, registered_thermal=False)
+        rgb = next(v for v in generate(spec, "day") if v.camera == "rgb")
+        counts[family] = np.bincount(rgb.classes.ravel(), minlength=8)
+    assert counts["highway"][C["building"]] == 0 < counts["urban"][C["building"]]
+    with pytest.raises(ValueError, match="unknown scene family 'moon'"):
+        SequenceSpec(family="moon")

@@ -55,6 +55,23 @@ MATERIALS = _materials()
 MATERIAL_ID = {m.name: i for i, m in enumerate(MATERIALS)}
 
 
+@dataclass(frozen=True)
+class SceneFamily:
+    """How a kind of street is populated (expected counts per 100 m, probabilities)."""
+
+    building_probability: float
+    vehicles_per_100m: float
+    pedestrians_per_100m: float
+    light_spacing_m: tuple[float, float]
+
+
+FAMILIES = {
+    "urban": SceneFamily(0.8, 7.0, 8.0, (25.0, 35.0)),
+    "suburban": SceneFamily(0.35, 3.0, 3.0, (35.0, 50.0)),
+    "highway": SceneFamily(0.0, 10.0, 0.0, (40.0, 60.0)),
+}
+
+
 @dataclass
 class Scene:
     """Geometry plus what the renderers need: materials, street lights and headlights."""
@@ -67,12 +84,12 @@ class Scene:
     length: float
 
 
-def _sample_buildings(rng, side, y_end):
+def _sample_buildings(rng, side, y_end, probability):
     lo, hi, mat = [], [], []
     y = -20.0
     while y < y_end:
         length = rng.uniform(8, 25)
-        if rng.random() < 0.8:
+        if rng.random() < probability:
             x0 = SIDEWALK_OUTER + rng.uniform(0.0, 2.0)
             depth = rng.uniform(8, 15)
             height = rng.uniform(6, 22)
@@ -84,11 +101,14 @@ def _sample_buildings(rng, side, y_end):
     return lo, hi, mat
 
 
-def generate_scene(rng: np.random.Generator, length: float = 200.0, density: float = 1.0) -> Scene:
+def generate_scene(rng: np.random.Generator, length: float = 200.0, family: str = "urban") -> Scene:
     """A random street of `length` meters along +y; same generator state -> same scene."""
+    if family not in FAMILIES:
+        raise ValueError(f"unknown scene family {family!r}; choose from {', '.join(FAMILIES)}")
+    fam = FAMILIES[family]
     box_lo, box_hi, box_mat = [], [], []
     for side in (-1, 1):
-        lo, hi, mat = _sample_buildings(rng, side, length)
+        lo, hi, mat = _sample_buildings(rng, side, length, fam.building_probability)
         box_lo += lo
         box_hi += hi
         box_mat += mat
@@ -98,7 +118,7 @@ def generate_scene(rng: np.random.Generator, length: float = 200.0, density: flo
     lights, heads, head_dirs = [], [], []
 
     # vehicles: parked along the curb and driving in both lanes
-    n_veh = rng.poisson(density * length / 14)
+    n_veh = rng.poisson(fam.vehicles_per_100m * length / 100)
     placed: list[tuple[float, float]] = []
     for _ in range(n_veh):
         lane_x = rng.choice([-3.0, -1.6, 1.6, 3.0])
@@ -123,7 +143,7 @@ def generate_scene(rng: np.random.Generator, length: float = 200.0, density: flo
                 head_dirs.append([0.0, -1.0, 0.0])
 
     # pedestrians on the sidewalks, some crossing
-    n_ped = rng.poisson(density * length / 12)
+    n_ped = rng.poisson(fam.pedestrians_per_100m * length / 100)
     for _ in range(n_ped):
         side = rng.choice([-1, 1])
         x = side * rng.uniform(ROAD_HALF_WIDTH + 0.5, SIDEWALK_OUTER - 0.5) if rng.random() < 0.8 else rng.uniform(-3, 3)
@@ -159,7 +179,7 @@ def generate_scene(rng: np.random.Generator, length: float = 200.0, density: flo
         sph_c.append([tx, ty, trunk_h + crown * 0.8])
         sph_r.append(crown)
         sph_mat.append(MATERIAL_ID["leaves"])
-        y += rng.uniform(25, 35)
+        y += rng.uniform(*fam.light_spacing_m)
         side = -side
 
     prims = Primitives(

@@ -17,7 +17,7 @@ from ldf_ros.synthetic.geometry import cast
 from ldf_ros.synthetic.render import (CONDITIONS, COUNTS_PER_KELVIN, ThermalSensor, class_map, render_thermal,
                                       render_visible)
 from ldf_ros.synthetic.rig import PinholeCamera, Rig
-from ldf_ros.synthetic.scene import CLASSES, Scene, generate_scene
+from ldf_ros.synthetic.scene import CLASSES, FAMILIES, Scene, generate_scene
 
 
 @dataclass(frozen=True)
@@ -27,6 +27,7 @@ class SequenceSpec:
     frames: int = 10                      # RGB frames per condition
     conditions: tuple[str, ...] = ("day", "night", "fog")
     seed: int = 0
+    family: str = "urban"                 # scene.FAMILIES: urban, suburban, highway
     rgb_rate_hz: float = 30.0
     thermal_rate_hz: float = 30.0
     thermal_offset_s: float = 0.0         # thermal stamps = rgb-grid stamps + offset
@@ -38,6 +39,8 @@ class SequenceSpec:
         unknown = [c for c in self.conditions if c not in CONDITIONS]
         if unknown:
             raise ValueError(f"unknown condition {unknown[0]!r}; choose from {', '.join(CONDITIONS)}")
+        if self.family not in FAMILIES:
+            raise ValueError(f"unknown scene family {self.family!r}; choose from {', '.join(FAMILIES)}")
         if self.frames < 1:
             raise ValueError(f"frames must be >= 1, got {self.frames}")
         if self.rgb_rate_hz <= 0 or self.thermal_rate_hz <= 0:
@@ -91,7 +94,7 @@ def scene_for(spec: SequenceSpec) -> Scene:
     """The street of a spec: long enough for the drive plus a view ahead."""
     duration = spec.frames / spec.rgb_rate_hz + abs(spec.thermal_offset_s) + spec.start_time_s
     length = spec.rig.speed_mps * duration + 150.0
-    return generate_scene(np.random.default_rng(spec.seed), length=length)
+    return generate_scene(np.random.default_rng(spec.seed), length=length, family=spec.family)
 
 
 def generate(spec: SequenceSpec, condition: str) -> Iterator[View]:
@@ -131,6 +134,7 @@ def calibration(spec: SequenceSpec) -> dict:
         "thermal_offset_s": spec.thermal_offset_s,
         "classes": list(CLASSES),
         "seed": spec.seed,
+        "family": spec.family,
     }
 
 
