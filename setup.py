@@ -31,7 +31,7 @@ setup(
     tests_require=["pytest"],
     entry_points={
         "console_scripts": [
-            # "fusion_node = ldf_ros.ros.fusion_node:main" lands with the node (issue 6)
+            "fusion_node = ldf_ros.ros.fusion_node:main",
             "ldf-ros = ldf_ros.cli:main",
         ],
     },

@@ -135,10 +135,40 @@ def _setup_eval(p: argparse.ArgumentParser) -> None:
     f.set_defaults(func=cmd_eval)
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    """Train a model; the run folder holds checkpoints (resumable) and log.csv."""
+    from ldf_ros.config import DepthTrainConfig, load_section_yaml
+    if args.what == "depth":
+        from ldf_ros.training.depth import train_depth
+        overrides = {"modality": args.modality, "role": args.role, "teacher": args.teacher, "steps": args.steps,
+                     "seed": args.seed, "out": args.out, "threads": args.threads}
+        cfg = load_section_yaml(args.config, "depth", DepthTrainConfig, overrides)
+        path = train_depth(cfg, resume=not args.restart)
+        print(f"wrote {path}")
+    return 0
+
+
+def _setup_train(p: argparse.ArgumentParser) -> None:
+    sub = p.add_subparsers(dest="what", metavar="WHAT")
+    sub.required = True
+    d = sub.add_parser("depth", help="train a visible or thermal depth network (teacher or student)")
+    d.add_argument("--config", default=None, help="training YAML (config/train_depth.yaml)")
+    d.add_argument("--modality", choices=["visible", "thermal"])
+    d.add_argument("--role", choices=["teacher", "student"])
+    d.add_argument("--teacher", help="teacher checkpoint to distil from (students)")
+    d.add_argument("--steps", type=int)
+    d.add_argument("--seed", type=int)
+    d.add_argument("--threads", type=int)
+    d.add_argument("--out", help="run folder")
+    d.add_argument("--restart", action="store_true", help="ignore a saved training state in the run folder")
+    d.set_defaults(func=cmd_train)
+
+
 _REGISTRY: list[tuple[str, str, Callable[[argparse.ArgumentParser], None]]] = [
     ("config", "validate a config file and print its parameters", _setup_config),
     ("synth", "generate synthetic RGB-thermal-depth sequences (folders, bags)", _setup_synth),
     ("eval", "evaluate fusion (metrics table, CSV/JSON, panels)", _setup_eval),
+    ("train", "train models (depth)", _setup_train),
     ("bench", "measure speed (synthetic world generation; more targets as they land)", _setup_bench),
 ]
 

@@ -64,6 +64,8 @@ class RuntimeConfig:
     fp16: bool = _spec(True, doc="half precision on cuda (ignored on cpu)")
     num_threads: int = _spec(0, doc="torch CPU threads (0: torch default)", lo=0, hi=256)
     warmup_runs: int = _spec(2, doc="inference runs at start-up before the first frame", lo=0, hi=100)
+    depth_source: str = _spec("blend", doc="published depth: a branch on its own input, on the fused image, or both blended",
+                              choices=["blend", "thermal", "visible", "fused"])
 
 
 @dataclass(frozen=True)
@@ -200,17 +202,19 @@ def config_from_dict(data: Mapping[str, Any]) -> FusionConfig:
     unknown = set(data) - set(SECTIONS)
     if unknown:
         raise ConfigError(f"{sorted(unknown)[0]}: unknown section, expected one of {', '.join(SECTIONS)}")
-    sections = {}
-    for name, cls in SECTIONS.items():
-        values = data.get(name) or {}
-        if not isinstance(values, Mapping):
-            raise ConfigError(f"{name}: expected a mapping, got {values!r}")
-        known = {f.name: f for f in fields(cls)}
-        for key in values:
-            if key not in known:
-                raise ConfigError(f"{name}.{key}: unknown key, expected one of {', '.join(known)}")
-        sections[name] = cls(**{k: _coerce(f"{name}.{k}", known[k], v) for k, v in values.items()})
-    return FusionConfig(**sections)
+    return FusionConfig(**{name: build_section(name, cls, data.get(name)) for name, cls in SECTIONS.items()})
+
+
+def build_section(name: str, cls: type, values: Mapping[str, Any] | None):
+    """One validated section (a dataclass of `_spec` fields) from a mapping; missing keys take defaults."""
+    values = values or {}
+    if not isinstance(values, Mapping):
+        raise ConfigError(f"{name}: expected a mapping, got {values!r}")
+    known = {f.name: f for f in fields(cls)}
+    for key in values:
+        if key not in known:
+            raise ConfigError(f"{name}.{key}: unknown key, expected one of {', '.join(known)}")
+    return cls(**{k: _coerce(f"{name}.{k}", known[k], v) for k, v in values.items()})
 
 
 def config_from_flat(params: Mapping[str, Any]) -> FusionConfig:
@@ -288,3 +292,47 @@ def resolve_path(path: str) -> Path:
     """Resolve a config path: absolute as is, relative against the package root."""
     p = Path(path).expanduser()
     return p if p.is_absolute() else package_root() / p
+
+
+# --- training configurations (same YAML conventions; read by `ldf-ros train ...`) ---
+
+
+@dataclass(frozen=True)
+class DepthTrainConfig:
+    """`ldf-ros train depth`: one depth network (modality x role) on synthetic clips."""
+
+    modality: str = _spec("visible", doc="input camera", choices=["visible", "thermal"])
+    role: str = _spec("student", doc="network size", choices=["teacher", "student"])
+    teacher: str = _spec("", doc="teacher checkpoint to distil from (student only; empty: no distillation)")
+    steps: int = _spec(1000, doc="optimizer steps", lo=1)
+    batch_size: int = _spec(8, doc="clips frames per step", lo=1, hi=256)
+    lr: float = _spec(1e-3, doc="AdamW learning rate (cosine decay)", lo=0.0, lo_open=True)
+    seed: int = _spec(0, doc="torch/numpy seed", lo=0)
+    threads: int = _spec(0, doc="torch CPU threads (0: default)", lo=0, hi=256)
+    train_streets: int = _spec(60, doc="training streets (seeds from clips.TRAIN_SEEDS)", lo=1, hi=60)
+    clip_frames: int = _spec(24, doc="frames per clip", lo=3)
+    cache_dir: str = _spec("out/data/clips", doc="where rendered clips are cached")
+    supervised_weight: float = _spec(1.0, doc="log-depth L1 against synthetic ground truth (0: off)", lo=0.0)
+    photometric_weight: float = _spec(1.0, doc="self-supervised min reprojection loss (0: off)", lo=0.0)
+    photometric_scales: int = _spec(1, doc="decoder scales the photometric loss uses, finest first (CPU cost)", lo=1, hi=4)
+    smoothness_weight: float = _spec(1e-3, doc="edge-aware disparity smoothness", lo=0.0)
+    semantic_weight: float = _spec(0.2, doc="class cross-entropy of the teacher's semantic branch", lo=0.0)
+    distill_depth_weight: float = _spec(1.0, doc="student: log-depth imitation of the teacher", lo=0.0)
+    distill_feature_weight: float = _spec(0.5, doc="student: bottleneck feature imitation", lo=0.0)
+    distill_bins_weight: float = _spec(0.2, doc="student: distance-category (binned depth) alignment", lo=0.0)
+    val_every: int = _spec(250, doc="validation every n steps", lo=1)
+    out: str = _spec("out/train/depth", doc="run folder (checkpoints, log.csv)")
+
+
+def load_section_yaml(path: str | Path | None, name: str, cls: type, overrides: Mapping[str, Any] | None = None):
+    """A training config from YAML (top-level keys of `cls`) plus overrides, validated."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file {path}: not found")
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config file {path}: not valid YAML ({exc})") from exc
+    return build_section(name, cls, {**data, **{k: v for k, v in (overrides or {}).items() if v is not None}})

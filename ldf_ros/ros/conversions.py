@@ -1,8 +1,8 @@
 """sensor_msgs Image / CameraInfo / PointCloud2 <-> numpy.
 
 The wire rules live in :mod:`ldf_ros.ros.image_encoding` (tested without ROS); this
-module only moves fields in and out of message objects. cv_bridge is not needed: the
-project's decoder covers the encodings the node accepts, with row padding and byte order.
+module only moves fields in and out of message objects. cv_bridge decodes where a ROS 2
+distro provides it; elsewhere the project's decoder does (same encodings, row padding, byte order).
 """
 from __future__ import annotations
 
@@ -10,11 +10,28 @@ import numpy as np
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2, PointField
 from std_msgs.msg import Header
 
-from ldf_ros.ros.image_encoding import decode_image, encode_image
+from ldf_ros.ros.image_encoding import ImageEncodingError, check_image_fields, decode_image, encode_image
+
+
+try:  # a ROS 2 distro has cv_bridge; the PyPI wheels do not
+    from cv_bridge import CvBridge, CvBridgeError  # type: ignore
+    _BRIDGE = CvBridge()
+except ImportError:  # pragma: no cover - depends on the installation
+    _BRIDGE = None
 
 
 def image_to_numpy(msg: Image) -> np.ndarray:
-    """Decode an Image message; raises ImageEncodingError with the reason when malformed."""
+    """Decode an Image message; raises ImageEncodingError with the reason when malformed.
+
+    Fields are checked first (encoding, size, step, data length) so both decoders reject
+    the same messages with the same reasons; cv_bridge decodes where it is installed.
+    """
+    if _BRIDGE is not None:
+        check_image_fields(len(msg.data), msg.height, msg.width, msg.encoding, msg.step)
+        try:
+            return np.asarray(_BRIDGE.imgmsg_to_cv2(msg, desired_encoding="passthrough"))
+        except (CvBridgeError, TypeError, ValueError) as exc:
+            raise ImageEncodingError(f"cv_bridge: {exc}") from exc
     return decode_image(msg.data, msg.height, msg.width, msg.encoding, msg.step, bool(msg.is_bigendian))
 
 

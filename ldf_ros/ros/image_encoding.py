@@ -31,6 +31,17 @@ def decode_image(data: bytes | bytearray | memoryview | np.ndarray, height: int,
 
     Color stays in the message's channel order; use :func:`to_rgb` for RGB.
     """
+    buf = np.frombuffer(data, dtype=np.uint8) if not isinstance(data, np.ndarray) else data.view(np.uint8).ravel()
+    dtype, channels, row_bytes = check_image_fields(buf.size, height, width, encoding, step)
+    rows = buf[: step * height].reshape(height, step)[:, :row_bytes]
+    wire = dtype.newbyteorder(">" if is_bigendian else "<") if dtype.itemsize > 1 else dtype
+    arr = np.ascontiguousarray(rows).view(wire).reshape(height, width, channels)
+    arr = arr.astype(dtype, copy=False)
+    return arr[:, :, 0] if channels == 1 else arr
+
+
+def check_image_fields(nbytes: int, height: int, width: int, encoding: str, step: int) -> tuple[np.dtype, int, int]:
+    """Reject malformed Image fields with the reason; returns (dtype, channels, bytes per row)."""
     if encoding not in ENCODINGS:
         raise ImageEncodingError(f"unsupported encoding '{encoding}' (supported: {', '.join(ENCODINGS)})")
     dtype, channels = ENCODINGS[encoding]
@@ -39,14 +50,9 @@ def decode_image(data: bytes | bytearray | memoryview | np.ndarray, height: int,
     row_bytes = width * channels * dtype.itemsize
     if step < row_bytes:
         raise ImageEncodingError(f"step {step} is smaller than one row of {width} {encoding} pixels ({row_bytes} bytes)")
-    buf = np.frombuffer(data, dtype=np.uint8) if not isinstance(data, np.ndarray) else data.view(np.uint8).ravel()
-    if buf.size < step * height:
-        raise ImageEncodingError(f"data has {buf.size} bytes, expected step*height = {step}*{height} = {step * height}")
-    rows = buf[: step * height].reshape(height, step)[:, :row_bytes]
-    wire = dtype.newbyteorder(">" if is_bigendian else "<") if dtype.itemsize > 1 else dtype
-    arr = np.ascontiguousarray(rows).view(wire).reshape(height, width, channels)
-    arr = arr.astype(dtype, copy=False)
-    return arr[:, :, 0] if channels == 1 else arr
+    if nbytes < step * height:
+        raise ImageEncodingError(f"data has {nbytes} bytes, expected step*height = {step}*{height} = {step * height}")
+    return dtype, channels, row_bytes
 
 
 def encode_image(arr: np.ndarray, encoding: str) -> tuple[bytes, int, int, int]:

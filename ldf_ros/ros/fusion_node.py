@@ -1,0 +1,325 @@
+"""`ldf_fusion`: the ROS 2 node. It only wires topics and parameters to the pure pipeline.
+
+Inputs (relative, remappable): rgb/image, rgb/camera_info, thermal/image, thermal/camera_info,
+all with sensor-data QoS (best effort; also matches reliable publishers).
+Outputs (reliable): ~/fused/image (rgb8), ~/fused/camera_info, ~/depth/image (32FC1, meters,
+NaN invalid), ~/depth/camera_info, ~/points (XYZRGB, RGB optical frame), ~/caption, /diagnostics.
+
+Pairs are formed by approximate time (message_filters where installed, the equivalent
+`ApproximatePairing` elsewhere) and handed to one worker thread through a one-slot mailbox:
+when inference is slower than the cameras the older waiting pair is dropped (and counted)
+instead of queueing, so latency and memory stay bounded.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+import traceback
+from collections import deque
+
+import numpy as np
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.node import Node
+from rclpy.qos import QoSHistoryPolicy, QoSProfile, QoSReliabilityPolicy, qos_profile_sensor_data
+from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+from std_msgs.msg import Header, String
+
+from ldf_ros.config import NODE_NAME, ConfigError, FusionConfig, config_from_flat, config_to_flat, parameter_docs
+from ldf_ros.ros.conversions import camera_info_to_k, image_to_numpy, make_camera_info, numpy_to_image, xyzrgb_to_pointcloud2
+from ldf_ros.ros.image_encoding import ImageEncodingError, to_rgb
+from ldf_ros.runtime.pairing import ApproximatePairing
+from ldf_ros.runtime.pipeline import STAGES, FusionPipeline, InputError
+
+THERMAL_ENCODINGS = ("mono8", "8UC1", "mono16", "16UC1", "32FC1")
+RELIABLE = QoSProfile(depth=2, reliability=QoSReliabilityPolicy.RELIABLE, history=QoSHistoryPolicy.KEEP_LAST)
+
+
+def _stamp_ns(msg) -> int:
+    return msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+
+
+def use_message_filters() -> bool:
+    """message_filters where installed, unless LDF_ROS_PAIRING=builtin asks for our own."""
+    if os.environ.get("LDF_ROS_PAIRING", "") == "builtin":
+        return False
+    try:
+        import message_filters  # noqa: F401
+        return True
+    except ImportError:
+        return False
+
+
+class RateMeter:
+    """Arrival rate over the last few seconds and time since the last message."""
+
+    def __init__(self, window_s: float = 3.0):
+        self.window_s = window_s
+        self.times: deque[float] = deque()
+        self.count = 0
+
+    def tick(self) -> None:
+        now = time.monotonic()
+        self.times.append(now)
+        self.count += 1
+        while self.times and now - self.times[0] > self.window_s:
+            self.times.popleft()
+
+    def rate_hz(self) -> float:
+        now = time.monotonic()
+        while self.times and now - self.times[0] > self.window_s:
+            self.times.popleft()
+        return len(self.times) / self.window_s
+
+    def silent_s(self) -> float:
+        return time.monotonic() - self.times[-1] if self.times else float("inf")
+
+
+class FusionNode(Node):
+    def __init__(self, **kwargs):
+        super().__init__(NODE_NAME, **kwargs)
+        self.cfg = self._read_parameters()
+        self.pipeline = FusionPipeline(self.cfg, log=self._log)
+        self.meters = {"rgb": RateMeter(), "thermal": RateMeter(), "pairs": RateMeter(), "processed": RateMeter()}
+        self.drops = 0
+        self.bad_inputs = 0
+        self.failures = 0
+        self._logged: set[str] = set()
+        self.stage_ms: dict[str, deque] = {s: deque(maxlen=200) for s in STAGES + ("total", "age")}
+        self.infos: dict[str, CameraInfo | None] = {"rgb": None, "thermal": None}
+        self._mailbox = None
+        self._cv = threading.Condition()
+        self._running = True
+        self._make_publishers()
+        self._make_subscriptions()
+        if self.cfg.outputs.diagnostics:
+            self.create_timer(self.cfg.outputs.diagnostics_period_s, self._publish_diagnostics)
+        self._worker = threading.Thread(target=self._work, name="ldf_fusion_worker", daemon=True)
+        self._worker.start()
+        self.get_logger().info(
+            f"ldf_fusion up: variant={self.pipeline.variant} device={self.pipeline.device} "
+            f"pairing={'message_filters' if self._with_message_filters else 'builtin'} slop={self.cfg.sync.slop_s}s "
+            f"rgb={self.resolve_topic_name(self.cfg.topics.rgb_image)} thermal={self.resolve_topic_name(self.cfg.topics.thermal_image)}")
+
+    # --- parameters -------------------------------------------------------------------------
+    def _read_parameters(self) -> FusionConfig:
+        """Declare every config key as a parameter; validate them together (ConfigError on bad values)."""
+        docs = parameter_docs()
+        defaults = config_to_flat(FusionConfig())
+        for key, value in defaults.items():
+            self.declare_parameter(key, value, ParameterDescriptor(description=docs[key], dynamic_typing=True))
+        overrides = getattr(self, "_parameter_overrides", {}) or {}
+        unknown = sorted(k for k in overrides if k not in defaults and k != "use_sim_time")
+        if unknown:
+            raise ConfigError(f"{unknown[0]}: unknown parameter, expected one of {', '.join(defaults)}")
+        return config_from_flat({k: self.get_parameter(k).value for k in defaults})
+
+    def _log(self, level: str, msg: str) -> None:
+        getattr(self.get_logger(), level if level in ("info", "warn", "error") else "info")(msg)
+
+    def _log_once(self, key: str, level: str, msg: str) -> None:
+        if key not in self._logged:
+            self._logged.add(key)
+            self._log(level, msg)
+
+    # --- wiring -----------------------------------------------------------------------------
+    def _make_publishers(self) -> None:
+        o = self.cfg.outputs
+        self.pub_fused = self.create_publisher(Image, "~/fused/image", RELIABLE) if o.fused else None
+        self.pub_fused_info = self.create_publisher(CameraInfo, "~/fused/camera_info", RELIABLE) if o.fused else None
+        self.pub_depth = self.create_publisher(Image, "~/depth/image", RELIABLE) if o.depth else None
+        self.pub_depth_info = self.create_publisher(CameraInfo, "~/depth/camera_info", RELIABLE) if o.depth else None
+        self.pub_points = self.create_publisher(PointCloud2, "~/points", RELIABLE) if o.points else None
+        self.pub_caption = self.create_publisher(String, "~/caption", RELIABLE) if o.caption else None
+        self.pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", 10) if o.diagnostics else None
+
+    def _make_subscriptions(self) -> None:
+        t, s = self.cfg.topics, self.cfg.sync
+        qos = QoSProfile(depth=s.queue_size, reliability=QoSReliabilityPolicy.BEST_EFFORT,
+                         history=QoSHistoryPolicy.KEEP_LAST, durability=qos_profile_sensor_data.durability)
+        self._with_message_filters = use_message_filters()
+        if self._with_message_filters:
+            import message_filters
+            rgb_sub = message_filters.Subscriber(self, Image, t.rgb_image, qos_profile=qos)
+            th_sub = message_filters.Subscriber(self, Image, t.thermal_image, qos_profile=qos)
+            rgb_sub.registerCallback(lambda m: self.meters["rgb"].tick())
+            th_sub.registerCallback(lambda m: self.meters["thermal"].tick())
+            self._sync = message_filters.ApproximateTimeSynchronizer([rgb_sub, th_sub], s.queue_size, s.slop_s)
+            self._sync.registerCallback(self._on_pair)
+        else:
+            self._pairing = ApproximatePairing(int(round(s.slop_s * 1e9)), s.queue_size, self._on_pair)
+            self.create_subscription(Image, t.rgb_image, lambda m: self._on_image(0, "rgb", m), qos)
+            self.create_subscription(Image, t.thermal_image, lambda m: self._on_image(1, "thermal", m), qos)
+        if t.use_camera_info:
+            info_qos = QoSProfile(depth=1, reliability=QoSReliabilityPolicy.BEST_EFFORT, history=QoSHistoryPolicy.KEEP_LAST)
+            self.create_subscription(CameraInfo, t.rgb_info, lambda m: self.infos.__setitem__("rgb", m), info_qos)
+            self.create_subscription(CameraInfo, t.thermal_info, lambda m: self.infos.__setitem__("thermal", m), info_qos)
+        else:
+            self.get_logger().info("topics.use_camera_info is false: intrinsics from registration.rgb_k / thermal_k")
+
+    def _on_image(self, index: int, name: str, msg: Image) -> None:
+        self.meters[name].tick()
+        self._pairing.add(index, _stamp_ns(msg), msg)
+
+    def _on_pair(self, rgb_msg: Image, thermal_msg: Image) -> None:
+        """Executor thread: hand the newest pair to the worker; a pair still waiting is stale."""
+        self.meters["pairs"].tick()
+        with self._cv:
+            if self._mailbox is not None:
+                self.drops += 1
+            self._mailbox = (rgb_msg, thermal_msg)
+            self._cv.notify()
+
+    # --- worker -----------------------------------------------------------------------------
+    def _work(self) -> None:
+        try:
+            self.pipeline.warmup(640, 512)
+        except Exception as exc:  # noqa: BLE001 - warm-up problems show again on real frames
+            self._log("warn", f"warm-up failed: {exc}")
+        while True:
+            with self._cv:
+                while self._mailbox is None and self._running:
+                    self._cv.wait(timeout=0.5)
+                if not self._running:
+                    return
+                pair, self._mailbox = self._mailbox, None
+            self._process(*pair)
+
+    def _process(self, rgb_msg: Image, thermal_msg: Image) -> None:
+        t0 = time.perf_counter()
+        try:
+            rgb = to_rgb(image_to_numpy(rgb_msg), rgb_msg.encoding)
+        except ImageEncodingError as exc:
+            return self._bad_input("rgb", str(exc))
+        try:
+            if thermal_msg.encoding not in THERMAL_ENCODINGS:
+                raise ImageEncodingError(f"thermal encoding '{thermal_msg.encoding}' is not single channel "
+                                         f"(expected one of {', '.join(THERMAL_ENCODINGS)})")
+            thermal = image_to_numpy(thermal_msg)
+        except ImageEncodingError as exc:
+            return self._bad_input("thermal", str(exc))
+        k_rgb = self._intrinsics("rgb", rgb.shape, self.cfg.registration.rgb_k, self.cfg.topics.rgb_info)
+        k_th = self._intrinsics("thermal", thermal.shape, self.cfg.registration.thermal_k, self.cfg.topics.thermal_info)
+        try:
+            result = self.pipeline.process(rgb, thermal, k_rgb, k_th)
+        except InputError as exc:
+            return self._bad_input("pair", str(exc))
+        except Exception as exc:  # noqa: BLE001 - the node must outlive a bad frame
+            self.failures += 1
+            self._log_once(f"fail:{type(exc).__name__}", "error",
+                           f"processing failed ({type(exc).__name__}: {exc}); frame skipped\n{traceback.format_exc()}")
+            return
+        header = Header(stamp=rgb_msg.header.stamp, frame_id=self.cfg.frames.rgb_optical_frame or rgb_msg.header.frame_id)
+        self._publish(result, header, k_rgb, rgb.shape)
+        self.meters["processed"].tick()
+        for stage, ms in result.timings_ms.items():
+            self.stage_ms[stage].append(ms)
+        self.stage_ms["total"].append((time.perf_counter() - t0) * 1e3)
+        age = (self.get_clock().now().nanoseconds - _stamp_ns(rgb_msg)) / 1e6
+        self.stage_ms["age"].append(age)
+
+    def _bad_input(self, source: str, reason: str) -> None:
+        self.bad_inputs += 1
+        self._log_once(f"{source}:{reason}", "warn", f"skipping {source} input: {reason}")
+
+    def _intrinsics(self, cam: str, shape, fallback: list, topic: str) -> np.ndarray:
+        """K from the latest CameraInfo (scaled if its size differs from the image), else config."""
+        info = self.infos[cam]
+        if info is None or not any(info.k):
+            if self.cfg.topics.use_camera_info:
+                self._log_once(f"noinfo:{cam}", "warn", f"no CameraInfo on {self.resolve_topic_name(topic)} yet: "
+                                                        f"using registration.{cam}_k from the config")
+            return np.asarray(fallback, dtype=np.float64).reshape(3, 3)
+        k = camera_info_to_k(info)
+        h, w = shape[:2]
+        if info.width and info.height and (info.width, info.height) != (w, h):
+            self._log_once(f"scale:{cam}", "warn", f"{cam} CameraInfo is {info.width}x{info.height} but images are "
+                                                   f"{w}x{h}: scaling the intrinsics")
+            k = k.copy()
+            k[0] *= w / info.width
+            k[1] *= h / info.height
+        return k
+
+    def _publish(self, result, header: Header, k_rgb: np.ndarray, shape) -> None:
+        h, w = shape[:2]
+        info = self._output_info(header, k_rgb, w, h)
+        if self.pub_fused is not None:
+            self.pub_fused.publish(numpy_to_image(result.fused, "rgb8", header))
+            self.pub_fused_info.publish(info)
+        if self.pub_depth is not None and result.depth is not None:
+            self.pub_depth.publish(numpy_to_image(result.depth.astype(np.float32), "32FC1", header))
+            self.pub_depth_info.publish(info)
+        if self.pub_points is not None and result.points_xyz is not None:
+            self.pub_points.publish(xyzrgb_to_pointcloud2(result.points_xyz, result.points_rgb, header))
+        if self.pub_caption is not None:
+            self.pub_caption.publish(String(data=result.caption))
+
+    def _output_info(self, header: Header, k: np.ndarray, w: int, h: int) -> CameraInfo:
+        src = self.infos["rgb"]
+        if src is not None and (src.width, src.height) == (w, h):
+            info = CameraInfo(width=src.width, height=src.height, distortion_model=src.distortion_model,
+                              d=list(src.d), k=list(src.k), r=list(src.r), p=list(src.p))
+            info.header = header
+            return info
+        return make_camera_info(k, w, h, header)
+
+    # --- diagnostics ------------------------------------------------------------------------
+    def _publish_diagnostics(self) -> None:
+        status = DiagnosticStatus(name=f"{self.get_name()}: fusion pipeline", hardware_id=self.pipeline.device)
+        level, notes = DiagnosticStatus.OK, []   # levels are bytes constants; max() orders them
+        stall = self.cfg.sync.stall_timeout_s
+        for name in ("rgb", "thermal"):
+            if self.meters[name].silent_s() > stall:
+                level = DiagnosticStatus.WARN
+                notes.append(f"{name} input stalled")
+        if self.pipeline.problems:
+            level = max(level, DiagnosticStatus.WARN)
+            notes.append("degraded: " + "; ".join(self.pipeline.problems))
+        status.level = level
+        status.message = ", ".join(notes) or "ok"
+        values = {"rgb_rate_hz": f"{self.meters['rgb'].rate_hz():.1f}",
+                  "thermal_rate_hz": f"{self.meters['thermal'].rate_hz():.1f}",
+                  "pair_rate_hz": f"{self.meters['pairs'].rate_hz():.1f}",
+                  "output_rate_hz": f"{self.meters['processed'].rate_hz():.1f}",
+                  "pairs": str(self.meters["pairs"].count), "dropped_stale_pairs": str(self.drops),
+                  "skipped_bad_inputs": str(self.bad_inputs), "failed_frames": str(self.failures),
+                  "device": self.pipeline.device, "variant": self.pipeline.variant}
+        for stage, samples in self.stage_ms.items():
+            if samples:
+                values[f"{stage}_ms_median"] = f"{float(np.median(samples)):.1f}"
+        status.values = [KeyValue(key=k, value=v) for k, v in values.items()]
+        msg = DiagnosticArray(status=[status])
+        msg.header.stamp = self.get_clock().now().to_msg()
+        self.pub_diag.publish(msg)
+
+    def stop(self) -> None:
+        with self._cv:
+            self._running = False
+            self._cv.notify()
+        self._worker.join(timeout=5.0)
+
+
+def main(args=None) -> int:
+    rclpy.init(args=args)
+    try:
+        node = FusionNode()
+    except ConfigError as exc:
+        print(f"[{NODE_NAME}] configuration error: {exc}", file=sys.stderr)
+        rclpy.try_shutdown()
+        return 2
+    try:
+        rclpy.spin(node)
+    except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
+        pass
+    finally:
+        node.stop()
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

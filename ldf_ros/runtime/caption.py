@@ -1,0 +1,122 @@
+"""Depth-informed scene captions: a short deterministic text from the depth maps and simple
+image statistics, which the fusion model's text guidance embeds.
+
+Grammar (every caption has exactly these three clauses, in this order)::
+
+    caption  := light "; " warm "; " nearest
+    light    := "a " ("bright" | "dim" | "dark") " scene" [", hazy"]
+    warm     := "no warm objects"
+              | N " warm object" ["s"] ", nearest " dist " " side
+    nearest  := "nearest obstacle " dist " " side | "no obstacle within 40 m"
+    dist     := whole meters rounded to 1 m below 10 m, to 5 m up to 40 m; "far" beyond
+    side     := "left" | "ahead" | "right"          (thirds of the image width)
+
+Quantizing distances keeps the set of captions small, so the text embedding cache hits on
+consecutive frames and text costs nothing per frame in steady state.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+DARK, DIM = 0.12, 0.30           # mean luminance thresholds (visible in [0, 1])
+HAZY_CONTRAST = 0.09             # luminance std below this (and not dark): hazy
+WARM_MIN_AREA = 0.002            # warm blob area as a fraction of the image
+OBSTACLE_ROWS = (0.25, 0.65)     # rows searched for obstacles (above the near road surface)
+MAX_OBSTACLE_M = 40.0
+
+
+@dataclass(frozen=True)
+class SceneFacts:
+    light: str
+    hazy: bool
+    warm_count: int
+    warm_dist_m: float | None
+    warm_side: str | None
+    obstacle_dist_m: float | None
+    obstacle_side: str | None
+
+
+def _side(u: float, width: int) -> str:
+    return "left" if u < width / 3 else ("right" if u > 2 * width / 3 else "ahead")
+
+
+def quantize_distance(d: float) -> str:
+    if not np.isfinite(d) or d > MAX_OBSTACLE_M:
+        return "far"
+    return f"{max(1, int(round(d)))} m" if d < 10 else f"{int(5 * round(d / 5))} m"
+
+
+def scene_facts(visible: np.ndarray, thermal01: np.ndarray, depth_visible: np.ndarray | None,
+                depth_thermal: np.ndarray | None) -> SceneFacts:
+    """Measure what the caption says. visible: (H, W, 3) uint8; thermal01: (H, W) in [0, 1]
+    on the same grid; depths in meters (NaN invalid), either may be None."""
+    luma = cv2.cvtColor(visible, cv2.COLOR_RGB2GRAY).astype(np.float32) / 255.0
+    mean = float(luma.mean())
+    light = "dark" if mean < DARK else ("dim" if mean < DIM else "bright")
+    hazy = light != "dark" and float(luma.std()) < HAZY_CONTRAST
+    depth = _combined_depth(depth_visible, depth_thermal)
+    warm = _warm_objects(thermal01, depth_thermal if depth_thermal is not None else depth)
+    obstacle = _nearest_obstacle(depth) if depth is not None else None
+    w = visible.shape[1]
+    return SceneFacts(light, hazy, len(warm),
+                      warm[0][0] if warm else None, _side(warm[0][1], w) if warm else None,
+                      obstacle[0] if obstacle else None, _side(obstacle[1], w) if obstacle else None)
+
+
+def _combined_depth(a, b):
+    if a is None or b is None:
+        return a if b is None else b
+    return np.fmin(a, b)   # the nearer surface either branch sees (NaN-aware)
+
+
+def _warm_objects(thermal01: np.ndarray, depth: np.ndarray | None) -> list[tuple[float, float]]:
+    """(distance, centroid u) of warm blobs, nearest first."""
+    thr = max(0.8, float(thermal01.mean() + 2 * thermal01.std()))
+    mask = (thermal01 >= thr).astype(np.uint8)
+    n, labels, stats, cents = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    min_area = WARM_MIN_AREA * thermal01.size
+    blobs = []
+    for i in range(1, n):
+        if stats[i, cv2.CC_STAT_AREA] < min_area:
+            continue
+        d = np.nan
+        if depth is not None:
+            vals = depth[labels == i]
+            vals = vals[np.isfinite(vals)]
+            d = float(np.median(vals)) if vals.size else np.nan
+        blobs.append((d, float(cents[i][0])))
+    return sorted(blobs, key=lambda b: (not np.isfinite(b[0]), b[0]))
+
+
+def _nearest_obstacle(depth: np.ndarray) -> tuple[float, float] | None:
+    h = depth.shape[0]
+    band = depth[int(OBSTACLE_ROWS[0] * h):int(OBSTACLE_ROWS[1] * h)]
+    with np.errstate(invalid="ignore"):
+        col = np.nanpercentile(np.where(np.isfinite(band), band, np.nan), 5, axis=0) if np.isfinite(band).any() else None
+    if col is None or not np.isfinite(col).any():
+        return None
+    u = int(np.nanargmin(col))
+    d = float(col[u])
+    return (d, float(u)) if d <= MAX_OBSTACLE_M else None
+
+
+def caption_from_facts(f: SceneFacts) -> str:
+    light = f"a {f.light} scene" + (", hazy" if f.hazy else "")
+    if f.warm_count == 0:
+        warm = "no warm objects"
+    else:
+        s = "s" if f.warm_count > 1 else ""
+        dist = quantize_distance(f.warm_dist_m) if f.warm_dist_m is not None else "far"
+        warm = f"{f.warm_count} warm object{s}, nearest {dist} {f.warm_side}"
+    if f.obstacle_dist_m is None:
+        nearest = "no obstacle within 40 m"
+    else:
+        nearest = f"nearest obstacle {quantize_distance(f.obstacle_dist_m)} {f.obstacle_side}"
+    return f"{light}; {warm}; {nearest}"
+
+
+def make_caption(visible, thermal01, depth_visible=None, depth_thermal=None) -> str:
+    return caption_from_facts(scene_facts(visible, thermal01, depth_visible, depth_thermal))

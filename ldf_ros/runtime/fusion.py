@@ -1,0 +1,32 @@
+"""Fusion backends behind one call: (rgb uint8, thermal in [0, 1], caption) -> fused rgb uint8.
+
+`classical` needs no weights (Laplacian-pyramid fusion of luminance, visible chroma kept);
+`student` and `teacher` are the learned LDFusion models. When a learned model cannot be
+loaded, the pipeline falls back to `classical` and says why, so a robot still gets an image.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ldf_ros.config import FusionConfig, resolve_path
+from ldf_ros.runtime.classical_fusion import laplacian_pyramid_fusion
+
+
+class ClassicalFusion:
+    name = "classical"
+
+    def __call__(self, rgb: np.ndarray, thermal01: np.ndarray, caption: str = "") -> np.ndarray:
+        ir = np.clip(np.round(thermal01 * 255.0), 0, 255).astype(np.uint8)
+        return laplacian_pyramid_fusion(rgb, ir)
+
+
+def load_fusion_backend(cfg: FusionConfig, device: str):
+    """(backend, problem): problem is None, or the message explaining a fallback to classical."""
+    if cfg.model.variant == "classical":
+        return ClassicalFusion(), None
+    path = resolve_path(cfg.model.fusion_weights)
+    try:
+        from ldf_ros.runtime.learned_fusion import LearnedFusion
+        return LearnedFusion.from_checkpoint(path, cfg, device), None
+    except (ImportError, ValueError) as exc:   # CheckpointError is a ValueError
+        return ClassicalFusion(), f"fusion variant {cfg.model.variant!r} unavailable, using classical: {exc}"

@@ -1,0 +1,185 @@
+"""The ROS-free fusion pipeline: numpy images in, fused image, depth, point cloud and
+caption out, with the time each stage took.
+
+    register -> normalize -> depth (both branches) -> caption -> fusion -> point cloud
+
+The node (`ldf_ros.ros.fusion_node`) only converts messages and calls :meth:`FusionPipeline.process`;
+`ldf-ros` tools call it the same way, so what is evaluated is what runs on the robot.
+"""
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from ldf_ros.config import FusionConfig, resolve_path
+from ldf_ros.runtime.caption import make_caption
+from ldf_ros.runtime.pointcloud import depth_to_pointcloud
+from ldf_ros.runtime.registration import Extrinsic, ThermalRegistration
+from ldf_ros.runtime.thermal import ThermalNormalization, normalize_thermal
+
+STAGES = ("register", "normalize", "depth", "caption", "fusion", "pointcloud")
+
+
+class InputError(ValueError):
+    """An input pair cannot be processed (shape, dtype, size); the message says why."""
+
+
+@dataclass
+class FusionResult:
+    fused: np.ndarray | None               # (H, W, 3) uint8 rgb, RGB camera grid
+    depth: np.ndarray | None               # (H, W) float32 meters, NaN invalid
+    points_xyz: np.ndarray | None          # (N, 3) float32, RGB optical frame
+    points_rgb: np.ndarray | None          # (N, 3) uint8
+    caption: str
+    thermal_registered: np.ndarray         # (H, W) float32 in [0, 1]
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+def select_device(requested: str) -> str:
+    """'auto' -> cuda when torch sees a GPU, else cpu; 'cuda' without a GPU is an error."""
+    import torch
+    if requested == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise ValueError("runtime.device is 'cuda' but torch sees no CUDA device (use 'auto' or 'cpu')")
+    return requested
+
+
+def check_pair(rgb: np.ndarray, thermal: np.ndarray) -> None:
+    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+        raise InputError(f"RGB image must be (H, W, 3) uint8, got {rgb.shape} {rgb.dtype}")
+    if thermal.ndim != 2:
+        raise InputError(f"thermal image must be single channel, got shape {thermal.shape}")
+    if rgb.size == 0 or thermal.size == 0:
+        raise InputError("empty image")
+
+
+class FusionPipeline:
+    """Holds the models and the per-geometry caches; one instance per node."""
+
+    def __init__(self, cfg: FusionConfig, log: Callable[[str, str], None] | None = None):
+        self.cfg = cfg
+        self.log = log or (lambda level, msg: None)
+        self.thermal_norm = ThermalNormalization.from_config(cfg.thermal)
+        reg = cfg.registration
+        self.registration = ThermalRegistration(reg.mode, np.asarray(reg.homography).reshape(3, 3),
+                                                Extrinsic(tuple(reg.thermal_to_rgb_rotation), tuple(reg.thermal_to_rgb_translation)),
+                                                reg.plane_depth_m)
+        self.device = "cpu"
+        self.depth_visible = self.depth_thermal = None
+        self.fusion = None
+        self.variant = cfg.model.variant
+        self.problems: list[str] = []       # load-time problems, for diagnostics
+        self._load_models()
+
+    # --- loading ---------------------------------------------------------------------------
+    def _load_models(self) -> None:
+        """Load what the config names. A missing or broken file is logged and its output
+        disabled (depth) or replaced (fusion -> classical); the pipeline still runs."""
+        from ldf_ros.models.checkpoint import CheckpointError
+        from ldf_ros.runtime.fusion import load_fusion_backend
+
+        needs_torch = self.cfg.outputs.depth or self.cfg.outputs.points or self.variant != "classical"
+        if needs_torch:
+            import torch
+            self.device = select_device(self.cfg.runtime.device)
+            if self.cfg.runtime.num_threads:
+                torch.set_num_threads(self.cfg.runtime.num_threads)
+        for modality in ("visible", "thermal"):
+            path = resolve_path(getattr(self.cfg.model, f"depth_{modality}_weights"))
+            try:
+                from ldf_ros.models.depth_net import load_depth_net
+                from ldf_ros.runtime.depth import DepthPredictor
+                predictor = DepthPredictor(load_depth_net(path, modality), self.device, self.cfg.runtime.fp16)
+                setattr(self, f"depth_{modality}", predictor)
+            except CheckpointError as exc:
+                self._problem(f"{modality} depth disabled: {exc}")
+        self.fusion, problem = load_fusion_backend(self.cfg, self.device)
+        if problem:
+            self._problem(problem)
+        self.variant = self.fusion.name
+
+    def _problem(self, msg: str) -> None:
+        self.problems.append(msg)
+        self.log("error", msg)
+
+    @property
+    def has_depth(self) -> bool:
+        return self.depth_visible is not None or self.depth_thermal is not None
+
+    def warmup(self, width: int, height: int) -> None:
+        """Run once per configured warm-up so the first real frame is not slow (allocators, kernels)."""
+        rgb = np.zeros((height, width, 3), np.uint8)
+        thermal = np.zeros((height, width), np.uint16)
+        for _ in range(self.cfg.runtime.warmup_runs):
+            self.process(rgb, thermal, None, None, warmup=True)
+
+    # --- processing -----------------------------------------------------------------------
+    def process(self, rgb: np.ndarray, thermal: np.ndarray, k_rgb: np.ndarray | None,
+                k_thermal: np.ndarray | None, warmup: bool = False) -> FusionResult:
+        """One synchronized pair -> outputs. k_* are 3x3 intrinsics (None: from config)."""
+        check_pair(rgb, thermal)
+        if k_rgb is None:
+            k_rgb = np.asarray(self.cfg.registration.rgb_k, dtype=np.float64).reshape(3, 3)
+        if k_thermal is None:
+            k_thermal = np.asarray(self.cfg.registration.thermal_k, dtype=np.float64).reshape(3, 3)
+        timings: dict[str, float] = {}
+        h, w = rgb.shape[:2]
+        with _timed(timings, "register"):
+            try:
+                registered, valid = self.registration(thermal, (w, h), k_rgb, k_thermal)
+            except ValueError as exc:
+                raise InputError(f"registration failed: {exc}") from exc
+        with _timed(timings, "normalize"):
+            try:
+                thermal01 = normalize_thermal(registered, self.thermal_norm)
+            except ValueError as exc:
+                raise InputError(str(exc)) from exc
+            thermal01[~valid] = 0.0
+        with _timed(timings, "depth"):
+            d_vis = self.depth_visible(rgb) if self.depth_visible is not None else None
+            d_th = self.depth_thermal(thermal01) if self.depth_thermal is not None else None
+        with _timed(timings, "caption"):
+            caption = make_caption(rgb, thermal01, d_vis, d_th)
+        with _timed(timings, "fusion"):
+            fused = self.fusion(rgb, thermal01, caption)
+        depth = self._published_depth(d_vis, d_th, rgb, fused, timings)
+        xyz = colors = None
+        if depth is not None and self.cfg.outputs.points:
+            with _timed(timings, "pointcloud"):
+                pc = self.cfg.pointcloud
+                xyz, colors = depth_to_pointcloud(depth, k_rgb, fused, pc.stride, pc.min_range_m, pc.max_range_m)
+        return FusionResult(fused, depth, xyz, colors, caption, thermal01, timings)
+
+    def _published_depth(self, d_vis, d_th, rgb, fused, timings) -> np.ndarray | None:
+        """The depth the node publishes, per runtime.depth_source (falls back to what exists)."""
+        from ldf_ros.runtime.depth import blend_depths
+
+        source = self.cfg.runtime.depth_source
+        if d_vis is None and d_th is None:
+            return None
+        with _timed(timings, "depth"):
+            if source == "fused" and self.depth_visible is not None:
+                depth = self.depth_visible(fused)
+            elif source == "visible" and d_vis is not None:
+                depth = d_vis
+            elif source == "thermal" and d_th is not None:
+                depth = d_th
+            elif d_vis is not None and d_th is not None:
+                depth = blend_depths(d_vis, d_th, rgb)
+            else:
+                depth = d_vis if d_vis is not None else d_th
+        return depth
+
+
+@contextmanager
+def _timed(timings: dict[str, float], stage: str):
+    t0 = time.perf_counter()
+    try:
+        yield
+    finally:
+        timings[stage] = timings.get(stage, 0.0) + (time.perf_counter() - t0) * 1e3

@@ -1,0 +1,271 @@
+"""Training of the depth networks: self-supervised photometric loss with a pose network,
+supervised log-depth loss on synthetic ground truth (switchable), the teacher's semantic
+loss, and distillation of a student from a teacher (depth, features, distance categories).
+"""
+from __future__ import annotations
+
+import csv
+import math
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from ldf_ros.config import DepthTrainConfig
+from ldf_ros.models.checkpoint import (load_training_state, save_checkpoint, save_training_state)
+from ldf_ros.models.depth_net import (DepthNet, PoseNet, load_depth_net, parameter_count, student_config,
+                                      teacher_config)
+from ldf_ros.models.layers import axis_angle_to_matrix, edge_aware_smoothness, photometric_error, warp_image
+from ldf_ros.runtime.depth import depth_input
+from ldf_ros.synthetic.clips import TRAIN_SEEDS, VAL_SEEDS, Clip, clip_specs, load_or_render
+
+
+class ClipFrames(Dataset):
+    """(previous, target, next) frames of one modality with ground truth, from clips."""
+
+    def __init__(self, clips: list[Clip], modality: str, augment: bool = True, seed: int = 0):
+        self.clips, self.modality, self.augment = clips, modality, augment
+        self.index = [(c, i) for c in range(len(clips)) for i in range(1, clips[c].rgb.shape[0] - 1)]
+        self.rng = np.random.default_rng(seed)
+
+    def __len__(self):
+        return len(self.index)
+
+    def _image(self, clip: Clip, i: int) -> np.ndarray:
+        return depth_input(clip.rgb[i] if self.modality == "visible" else clip.thermal[i], self.modality)
+
+    def __getitem__(self, n):
+        c, i = self.index[n]
+        clip = self.clips[c]
+        frames = np.stack([self._image(clip, j) for j in (i - 1, i, i + 1)])
+        depth = np.nan_to_num(clip.depth[i], nan=0.0)[None]
+        classes = clip.classes[i].astype(np.int64)
+        if self.augment and self.rng.random() < 0.5:   # K stays valid: cx = (W - 1) / 2
+            frames, depth, classes = frames[..., ::-1], depth[..., ::-1], classes[..., ::-1]
+        if self.augment and self.modality == "visible":
+            frames = np.clip(frames * self.rng.uniform(0.8, 1.2), 0, 1)
+        return {"frames": torch.from_numpy(np.ascontiguousarray(frames, dtype=np.float32)),
+                "depth": torch.from_numpy(np.ascontiguousarray(depth, dtype=np.float32)),
+                "classes": torch.from_numpy(np.ascontiguousarray(classes)),
+                "k": torch.from_numpy(clip.k.astype(np.float32))}
+
+
+def supervised_loss(depths: list[torch.Tensor], gt: torch.Tensor, min_depth: float, max_depth: float) -> torch.Tensor:
+    """Mean |log d - log gt| over valid ground-truth pixels, each scale upsampled to full size."""
+    mask = (gt >= min_depth) & (gt <= max_depth)
+    if not mask.any():
+        return gt.new_zeros(())
+    log_gt = torch.log(gt.clamp(min=min_depth))
+    total = gt.new_zeros(())
+    for d in depths:
+        d = F.interpolate(d, size=gt.shape[-2:], mode="bilinear", align_corners=False)
+        total = total + (torch.log(d) - log_gt).abs()[mask].mean()
+    return total / len(depths)
+
+
+def photometric_loss(depths, frames, k, pose_net: PoseNet) -> torch.Tensor:
+    """Minimum reprojection over the neighbours with auto-masking of static pixels (pixels
+    whose unwarped neighbour already matches better are ignored), averaged over scales."""
+    prev, target, nxt = frames[:, 0], frames[:, 1], frames[:, 2]
+    identity = torch.cat([photometric_error(s, target) for s in (prev, nxt)], 1)
+    identity = identity + 1e-5 * torch.randn_like(identity)
+    total = target.new_zeros(())
+    poses = [pose_net(target, s) for s in (prev, nxt)]
+    for d in depths:
+        d = F.interpolate(d, size=target.shape[-2:], mode="bilinear", align_corners=False)
+        errors = []
+        for source, (aa, t) in zip((prev, nxt), poses):
+            warped = warp_image(source, d, axis_angle_to_matrix(aa), t, k)
+            errors.append(photometric_error(warped, target))
+        reproj = torch.cat(errors, 1)
+        total = total + torch.cat([reproj, identity], 1).min(1)[0].mean()
+    return total / len(depths)
+
+
+def smoothness_loss(disps, image) -> torch.Tensor:
+    total = image.new_zeros(())
+    for s, disp in enumerate(disps):
+        img = F.interpolate(image, size=disp.shape[-2:], mode="bilinear", align_corners=False)
+        total = total + edge_aware_smoothness(disp, img) / (2 ** s)
+    return total
+
+
+def depth_bin_probabilities(depth: torch.Tensor, min_depth: float, max_depth: float, bins: int = 24,
+                            sigma: float = 0.5) -> torch.Tensor:
+    """Soft assignment of each pixel to log-spaced distance categories, (B, bins, H, W)."""
+    centers = torch.linspace(math.log(min_depth), math.log(max_depth), bins, device=depth.device, dtype=depth.dtype)
+    step = centers[1] - centers[0]
+    logits = -((torch.log(depth) - centers.view(1, -1, 1, 1)) / (sigma * step * 2)) ** 2
+    return logits.log_softmax(1)
+
+
+class DistillationLoss(nn.Module):
+    """Student imitates the teacher: log depth, bottleneck features (through a 1x1 adapter,
+    training only), and the distribution over distance categories."""
+
+    def __init__(self, student_width: int, teacher_width: int, cfg: DepthTrainConfig, depth_range):
+        super().__init__()
+        self.adapter = nn.Conv2d(student_width, teacher_width, 1)
+        self.cfg = cfg
+        self.depth_range = depth_range
+
+    def forward(self, out_s: dict, out_t: dict) -> dict[str, torch.Tensor]:
+        d_t = out_t["depth"]
+        imitation = sum((torch.log(F.interpolate(d, size=d_t.shape[-2:], mode="bilinear", align_corners=False))
+                         - torch.log(d_t)).abs().mean() for d in out_s["depth_scales"]) / len(out_s["depth_scales"])
+        feat = F.mse_loss(self.adapter(out_s["features"]), out_t["features"])
+        lp_s = depth_bin_probabilities(out_s["depth"], *self.depth_range)
+        lp_t = depth_bin_probabilities(d_t, *self.depth_range)
+        bins = -(lp_t.exp() * lp_s).sum(1).mean()
+        return {"distill_depth": imitation * self.cfg.distill_depth_weight,
+                "distill_feature": feat * self.cfg.distill_feature_weight,
+                "distill_bins": bins * self.cfg.distill_bins_weight}
+
+
+def build_training(cfg: DepthTrainConfig):
+    """(model, pose net or None, teacher or None, distillation module or None)."""
+    net_cfg = teacher_config(cfg.modality) if cfg.role == "teacher" else student_config(cfg.modality)
+    model = DepthNet(net_cfg)
+    pose = PoseNet(net_cfg.in_channels) if cfg.photometric_weight > 0 else None
+    teacher = distill = None
+    if cfg.teacher:
+        if cfg.role != "student":
+            raise ValueError("only a student can be distilled from a teacher (role: student)")
+        teacher = load_depth_net(cfg.teacher, modality=cfg.modality)
+        for p in teacher.parameters():
+            p.requires_grad_(False)
+        distill = DistillationLoss(net_cfg.widths[-1], teacher.cfg.widths[-1], cfg,
+                                   (net_cfg.min_depth, net_cfg.max_depth))
+    return model, pose, teacher, distill
+
+
+def training_losses(batch, model: DepthNet, pose: PoseNet | None, teacher: DepthNet | None,
+                    distill: DistillationLoss | None, cfg: DepthTrainConfig) -> dict[str, torch.Tensor]:
+    frames, gt, k = batch["frames"], batch["depth"], batch["k"]
+    target = frames[:, 1]
+    out = model(target)
+    out["depth_scales"] = [model.disp_to_depth(d) for d in out["disp"]]
+    mc = model.cfg
+    losses: dict[str, torch.Tensor] = {}
+    if cfg.supervised_weight > 0:
+        losses["supervised"] = cfg.supervised_weight * supervised_loss(out["depth_scales"], gt, mc.min_depth, mc.max_depth)
+    if pose is not None:
+        scales = out["depth_scales"][:cfg.photometric_scales]
+        losses["photometric"] = cfg.photometric_weight * photometric_loss(scales, frames, k, pose)
+    if cfg.smoothness_weight > 0:
+        losses["smoothness"] = cfg.smoothness_weight * smoothness_loss(out["disp"], target)
+    if out["semantics"] is not None and cfg.semantic_weight > 0:
+        logits = F.interpolate(out["semantics"], size=target.shape[-2:], mode="bilinear", align_corners=False)
+        losses["semantic"] = cfg.semantic_weight * F.cross_entropy(logits, batch["classes"])
+    if teacher is not None:
+        with torch.no_grad():
+            out_t = teacher(target)
+        losses.update(distill(out, out_t))
+    losses["total"] = sum(losses.values())
+    return losses
+
+
+def _clips(seeds, cfg: DepthTrainConfig, conditions=None) -> list[Clip]:
+    from tqdm import tqdm
+
+    kw = {"conditions": conditions} if conditions else {}
+    specs = clip_specs(seeds, frames=cfg.clip_frames, **kw)
+    return [load_or_render(s, Path(cfg.cache_dir)) for s in tqdm(specs, desc="clips", leave=False)]
+
+
+def validate(model: DepthNet, clips: list[Clip]) -> float:
+    """Mean AbsRel of the model over the clips' frames (no median scaling: metric depth)."""
+    from ldf_ros.evaluation.depth_metrics import depth_metrics
+    from ldf_ros.runtime.depth import DepthPredictor
+
+    predictor = DepthPredictor(model.eval())
+    rows = []
+    for clip in clips:
+        for i in range(0, clip.rgb.shape[0], 4):
+            image = clip.rgb[i] if model.cfg.modality == "visible" else clip.thermal[i]
+            rows.append(depth_metrics(clip.depth[i], predictor(image))["abs_rel"])
+    model.train()
+    return float(np.mean(rows))
+
+
+def train_depth(cfg: DepthTrainConfig, resume: bool = True, progress: bool = True) -> Path:
+    """Train one depth network; returns the path of the final checkpoint (out/model.safetensors)."""
+    from tqdm import tqdm
+
+    torch.manual_seed(cfg.seed)
+    np.random.seed(cfg.seed)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    model, pose, teacher, distill = build_training(cfg)
+    params = list(model.parameters()) + (list(pose.parameters()) if pose else []) + (list(distill.parameters()) if distill else [])
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, cfg.steps) / cfg.steps)))
+    step = 0
+    state_path = out / "train_state.pt"
+    if resume and state_path.is_file():
+        state = load_training_state(state_path)
+        model.load_state_dict(state["model"])
+        if pose is not None:
+            pose.load_state_dict(state["pose"])
+        if distill is not None:
+            distill.load_state_dict(state["distill"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        step = int(state["step"])
+        torch.set_rng_state(state["rng"])
+    train_clips = _clips(TRAIN_SEEDS[:cfg.train_streets], cfg)
+    val_clips = _clips(VAL_SEEDS, cfg, conditions=("day", "night", "fog"))
+    data = ClipFrames(train_clips, cfg.modality, augment=True, seed=cfg.seed + step)
+    loader = DataLoader(data, batch_size=cfg.batch_size, shuffle=True, drop_last=True, num_workers=0,
+                        generator=torch.Generator().manual_seed(cfg.seed + step))
+    log_path = out / "log.csv"
+    new_log = not log_path.is_file() or step == 0
+    log = open(log_path, "w" if new_log else "a", newline="")
+    writer = csv.writer(log)
+    if new_log:
+        writer.writerow(["step", "seconds", "loss", "val_abs_rel", "terms"])
+    t0 = time.time()
+    bar = tqdm(total=cfg.steps, initial=step, desc=f"depth {cfg.modality} {cfg.role}", disable=not progress)
+    model.train()
+    while step < cfg.steps:
+        for batch in loader:
+            losses = training_losses(batch, model, pose, teacher, distill, cfg)
+            opt.zero_grad(set_to_none=True)
+            losses["total"].backward()
+            torch.nn.utils.clip_grad_norm_(params, 5.0)
+            opt.step()
+            sched.step()
+            step += 1
+            bar.update(1)
+            bar.set_postfix(loss=f"{losses['total'].item():.3f}")
+            val = ""
+            if step % cfg.val_every == 0 or step == cfg.steps:
+                val = f"{validate(model, val_clips):.4f}"
+                _save(model, pose, distill, opt, sched, step, state_path, out, cfg, time.time() - t0)
+            writer.writerow([step, f"{time.time() - t0:.1f}", f"{losses['total'].item():.5f}", val,
+                             " ".join(f"{k}={v.item():.4f}" for k, v in losses.items() if k != "total")])
+            log.flush()
+            if step >= cfg.steps:
+                break
+    bar.close()
+    log.close()
+    return out / "model.safetensors"
+
+
+def _save(model, pose, distill, opt, sched, step, state_path, out, cfg, seconds):
+    state = {"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+             "step": step, "rng": torch.get_rng_state()}
+    if pose is not None:
+        state["pose"] = pose.state_dict()
+    if distill is not None:
+        state["distill"] = distill.state_dict()
+    save_training_state(state_path, state)
+    save_checkpoint(out / "model.safetensors", model, "depth", model.cfg.to_dict(), step=step,
+                    train_config=asdict(cfg), parameters=parameter_count(model), train_seconds=round(seconds, 1))

@@ -1,0 +1,128 @@
+"""The ROS-free runtime: pairing, registration, thermal normalization, point clouds, captions."""
+import numpy as np
+import pytest
+
+from ldf_ros.ops.camera import intrinsics, project, transform
+from ldf_ros.runtime.caption import make_caption, quantize_distance
+from ldf_ros.runtime.pairing import ApproximatePairing
+from ldf_ros.runtime.pointcloud import depth_to_pointcloud, write_ply
+from ldf_ros.runtime.registration import Extrinsic, ThermalRegistration, plane_homography
+from ldf_ros.runtime.thermal import ThermalNormalization, normalize_thermal
+
+MS = 1_000_000
+
+
+def run_pairing(events, slop_ms=20, queue=10):
+    pairs = []
+    p = ApproximatePairing(slop_ms * MS, queue, lambda a, b: pairs.append((a, b)))
+    for index, stamp in events:
+        p.add(index, stamp, ("rgb" if index == 0 else "th", stamp))
+    return [(a[1], b[1]) for a, b in pairs]
+
+
+def test_pairing_within_and_beyond_slop():
+    assert run_pairing([(0, 0), (1, 10 * MS)]) == [(0, 10 * MS)]
+    assert run_pairing([(0, 0), (1, 25 * MS)]) == []
+    assert run_pairing([(0, 0), (1, 20 * MS)]) == []        # strictly less than the slop
+
+
+def test_pairing_30hz_rgb_with_9hz_thermal_takes_nearest():
+    rgb = [(0, round(i * 1e9 / 30)) for i in range(60)]
+    th = [(1, round(j * 1e9 / 9) + 3 * MS) for j in range(18)]
+    events = sorted(rgb + th, key=lambda e: (e[1], e[0]))
+    pairs = run_pairing(events, slop_ms=20)
+    assert len(pairs) == 18
+    for r, t in pairs:
+        nearest = min((s for _, s in rgb), key=lambda s: abs(s - t))
+        assert r == nearest and abs(r - t) < 20 * MS
+
+
+def test_pairing_never_reuses_and_bounds_queue():
+    pairs = run_pairing([(0, 0), (0, 5 * MS), (1, 4 * MS), (1, 6 * MS)], slop_ms=20)
+    assert pairs == [(5 * MS, 4 * MS), (0, 6 * MS)]
+    p = ApproximatePairing(MS, 3, lambda a, b: None)
+    for i in range(10):
+        p.add(0, i * 100 * MS, i)
+    assert len(p.queues[0]) == 3 and min(p.queues[0]) == 700 * MS
+
+
+def test_plane_homography_registers_points_on_the_plane():
+    k_rgb, k_th = intrinsics(500, 500, 319.5, 255.5), intrinsics(300, 300, 159.5, 127.5)
+    ext = Extrinsic((0.0, 0.0087, 0.0, 0.99996), (0.08, 0.01, 0.0))
+    h = plane_homography(k_rgb, k_th, ext, 12.0)
+    rng = np.random.default_rng(0)
+    uv = rng.uniform([0, 0], [640, 512], size=(50, 2))
+    pts_rgb = np.c_[(uv[:, 0] - 319.5) / 500, (uv[:, 1] - 255.5) / 500, np.ones(50)] * 12.0
+    pts_th = transform(pts_rgb - ext.t, ext.r.T, np.zeros(3))
+    expected, _ = project(pts_th, k_th)
+    got = np.c_[uv, np.ones(50)] @ h.T
+    np.testing.assert_allclose(got[:, :2] / got[:, 2:], expected, atol=1e-6)
+
+
+def test_registration_modes_and_validity():
+    thermal = np.arange(256 * 320, dtype=np.uint16).reshape(256, 320)
+    out, valid = ThermalRegistration("identity")(thermal, (640, 512))
+    assert out.shape == (512, 640) and valid.all()
+    shift = np.array([[1, 0, 10], [0, 1, 0], [0, 0, 1]], float)   # thermal x -> rgb x + 10
+    out, valid = ThermalRegistration("homography", shift)(thermal, (320, 256))
+    assert not valid[:, :10].any() and valid[:, 10:].all()
+    np.testing.assert_array_equal(out[:, 10:], thermal[:, :-10])
+    with pytest.raises(ValueError, match="invertible"):
+        ThermalRegistration("homography", np.zeros((3, 3)))
+    with pytest.raises(ValueError, match="both intrinsics"):
+        ThermalRegistration("camera_info")(thermal, (640, 512), None, None)
+
+
+def test_thermal_normalization_modes():
+    counts = np.linspace(29000, 31000, 256 * 320).reshape(256, 320).astype(np.uint16)
+    n = normalize_thermal(counts)
+    assert n.dtype == np.float32 and 0 <= n.min() and n.max() <= 1
+    assert n.max() - n.min() > 0.95                        # stretched to the full range, not black
+    r = normalize_thermal(counts, ThermalNormalization("range", 29000, 33000))
+    assert abs(float(r.max()) - 0.5) < 1e-3
+    np.testing.assert_allclose(normalize_thermal(np.full((4, 4), 255, np.uint8)), 1.0)
+    kelvin = np.full((8, 8), 300.0, np.float32)
+    kelvin[0, 0] = np.nan
+    out = normalize_thermal(kelvin, ThermalNormalization("range", 280, 320))
+    assert out[0, 0] == 0 and abs(out[1, 1] - 0.5) < 1e-6
+    with pytest.raises(ValueError, match="single channel"):
+        normalize_thermal(np.zeros((4, 4, 3), np.uint8))
+    with pytest.raises(ValueError, match="dtype"):
+        normalize_thermal(np.zeros((4, 4), np.int32))
+
+
+def test_plane_at_known_depth_comes_back_on_the_plane():
+    k = intrinsics(500, 500, 319.5, 255.5)
+    depth = np.full((512, 640), 7.5, np.float32)
+    depth[:10] = np.nan
+    colors = np.zeros((512, 640, 3), np.uint8)
+    colors[..., 1] = 200
+    xyz, rgb = depth_to_pointcloud(depth, k, colors, stride=4, min_range_m=0.3, max_range_m=40)
+    assert xyz.shape == ((512 - 12) // 4 * (640 // 4), 3)
+    np.testing.assert_allclose(xyz[:, 2], 7.5)
+    uv, _ = project(xyz.astype(np.float64), k)
+    np.testing.assert_allclose(uv, np.round(uv), atol=1e-3)  # points sit on the decimated pixels
+    assert (np.round(uv).astype(int) % 4 == 0).all()
+    assert (rgb == [0, 200, 0]).all()
+    near, _ = depth_to_pointcloud(depth, k, stride=4, max_range_m=7.6)
+    assert 0 < near.shape[0] < xyz.shape[0]                 # range is Euclidean: corners are farther
+
+
+def test_write_ply(tmp_path):
+    xyz = np.array([[0, 0, 1], [1, 2, 3]], np.float32)
+    rgb = np.array([[255, 0, 0], [0, 0, 255]], np.uint8)
+    write_ply(tmp_path / "c.ply", xyz, rgb)
+    data = (tmp_path / "c.ply").read_bytes()
+    assert data.startswith(b"ply\n") and b"element vertex 2" in data and len(data.split(b"end_header\n")[1]) == 2 * 15
+
+
+def test_caption_grammar_and_quantization():
+    vis = np.full((128, 160, 3), 10, np.uint8)
+    th = np.zeros((128, 160), np.float32)
+    th[60:80, 10:20] = 1.0
+    depth = np.full((128, 160), 30.0, np.float32)
+    depth[60:80, 10:20] = 6.2
+    cap = make_caption(vis, th, depth, depth)
+    assert cap == "a dark scene; 1 warm object, nearest 6 m left; nearest obstacle 6 m left"
+    assert make_caption(np.full((64, 64, 3), 200, np.uint8), np.zeros((64, 64), np.float32)).startswith("a bright scene, hazy")
+    assert [quantize_distance(d) for d in (0.2, 9.4, 12.6, 38, 55)] == ["1 m", "9 m", "15 m", "40 m", "far"]
