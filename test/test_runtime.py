@@ -126,3 +126,28 @@ def test_caption_grammar_and_quantization():
     assert cap == "a dark scene; 1 warm object, nearest 6 m left; nearest obstacle 6 m left"
     assert make_caption(np.full((64, 64, 3), 200, np.uint8), np.zeros((64, 64), np.float32)).startswith("a bright scene, hazy")
     assert [quantize_distance(d) for d in (0.2, 9.4, 12.6, 38, 55)] == ["1 m", "9 m", "15 m", "40 m", "far"]
+
+
+def test_pairing_agrees_with_message_filters():
+    """Where a ROS 2 distro provides message_filters, both pair the same messages."""
+    message_filters = pytest.importorskip("message_filters")
+    from sensor_msgs.msg import Image
+
+    rng = np.random.default_rng(3)
+    events = sorted([(0, round(i * 1e9 / 30)) for i in range(90)] +
+                    [(1, round(j * 1e9 / 9) + int(rng.integers(-15, 15)) * MS) for j in range(27)],
+                    key=lambda e: (e[1], e[0]))
+    ours = run_pairing(events, slop_ms=20, queue=10)
+    inputs = [message_filters.SimpleFilter(), message_filters.SimpleFilter()]
+    sync = message_filters.ApproximateTimeSynchronizer(inputs, 10, 0.02)
+    theirs = []
+    sync.registerCallback(lambda a, b: theirs.append((_ns(a), _ns(b))))
+    for index, stamp in events:
+        msg = Image()
+        msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(stamp, 1_000_000_000)
+        inputs[index].signalMessage(msg)
+    assert ours == theirs
+
+
+def _ns(msg) -> int:
+    return msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec

@@ -1,0 +1,60 @@
+"""ros2 launch ldf_ros fusion.launch.py [rgb_topic:=...] [thermal_topic:=...] [rviz:=true] ...
+
+Starts `ldf_fusion` with config/fusion.yaml (or params_file), remaps its camera inputs and
+the CameraInfo topics beside them (image_transport convention: <dir>/image -> <dir>/camera_info),
+and optionally RViz with config/ldf_ros.rviz. Fast DDS gets the large-image profile unless the
+user already set FASTDDS_DEFAULT_PROFILES_FILE (640x512 images otherwise lose fragments).
+"""
+import os
+
+from ament_index_python.packages import get_package_share_directory
+from launch import LaunchDescription
+from launch.actions import DeclareLaunchArgument, OpaqueFunction, SetEnvironmentVariable
+from launch.conditions import IfCondition
+from launch.substitutions import LaunchConfiguration
+from launch_ros.actions import Node
+
+# launch argument -> node parameter it overrides (checked against the config schema by the tests)
+PARAMETER_ARGUMENTS = {"device": "runtime.device", "variant": "model.variant"}
+
+
+def info_topic(image_topic: str) -> str:
+    head, _, _ = image_topic.rpartition("/")
+    return f"{head}/camera_info" if head else "camera_info"
+
+
+def _node(context):
+    get = lambda name: LaunchConfiguration(name).perform(context)  # noqa: E731
+    overrides = {param: get(arg) for arg, param in PARAMETER_ARGUMENTS.items() if get(arg)}
+    overrides["use_sim_time"] = get("use_sim_time").lower() == "true"
+    rgb, thermal = get("rgb_topic"), get("thermal_topic")
+    return [Node(
+        package="ldf_ros", executable="fusion_node", name="ldf_fusion", namespace=get("namespace"),
+        parameters=[get("params_file"), overrides],
+        remappings=[("rgb/image", rgb), ("rgb/camera_info", info_topic(rgb)),
+                    ("thermal/image", thermal), ("thermal/camera_info", info_topic(thermal))],
+        output="screen", emulate_tty=True)]
+
+
+def generate_launch_description():
+    share = get_package_share_directory("ldf_ros")
+    actions = [
+        DeclareLaunchArgument("namespace", default_value="", description="namespace of the node"),
+        DeclareLaunchArgument("rgb_topic", default_value="rgb/image", description="RGB image topic"),
+        DeclareLaunchArgument("thermal_topic", default_value="thermal/image", description="thermal image topic"),
+        DeclareLaunchArgument("params_file", default_value=os.path.join(share, "config", "fusion.yaml"),
+                              description="ROS 2 parameters file (schema: README parameter table)"),
+        DeclareLaunchArgument("device", default_value="", description="auto | cpu | cuda (empty: from params_file)"),
+        DeclareLaunchArgument("variant", default_value="", description="student | teacher | classical (empty: from params_file)"),
+        DeclareLaunchArgument("use_sim_time", default_value="false", description="use /clock (bag replay)"),
+        DeclareLaunchArgument("rviz", default_value="false", description="start RViz with config/ldf_ros.rviz"),
+    ]
+    if "FASTDDS_DEFAULT_PROFILES_FILE" not in os.environ:
+        actions.append(SetEnvironmentVariable("FASTDDS_DEFAULT_PROFILES_FILE",
+                                              os.path.join(share, "config", "fastdds_large_images.xml")))
+    actions += [
+        OpaqueFunction(function=_node),
+        Node(package="rviz2", executable="rviz2", name="rviz", arguments=["-d", os.path.join(share, "config", "ldf_ros.rviz")],
+             parameters=[{"use_sim_time": LaunchConfiguration("use_sim_time")}], condition=IfCondition(LaunchConfiguration("rviz"))),
+    ]
+    return LaunchDescription(actions)
