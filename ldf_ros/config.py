@@ -106,6 +106,7 @@ class OutputsConfig:
     depth: bool = _spec(True, doc="publish ~/depth/image and ~/depth/camera_info")
     points: bool = _spec(True, doc="publish ~/points")
     caption: bool = _spec(True, doc="publish ~/caption")
+    thermal_registered: bool = _spec(False, doc="publish ~/thermal/registered (mono8, thermal on the RGB grid)")
     diagnostics: bool = _spec(True, doc="publish /diagnostics")
     diagnostics_period_s: float = _spec(1.0, doc="diagnostics period (s)", lo=0.0, lo_open=True)
 

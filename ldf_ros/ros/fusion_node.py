@@ -3,7 +3,8 @@
 Inputs (relative, remappable): rgb/image, rgb/camera_info, thermal/image, thermal/camera_info,
 all with sensor-data QoS (best effort; also matches reliable publishers).
 Outputs (reliable): ~/fused/image (rgb8), ~/fused/camera_info, ~/depth/image (32FC1, meters,
-NaN invalid), ~/depth/camera_info, ~/points (XYZRGB, RGB optical frame), ~/caption, /diagnostics.
+NaN invalid), ~/depth/camera_info, ~/points (XYZRGB, RGB optical frame), ~/caption, /diagnostics,
+and on request ~/thermal/registered (mono8, the normalized thermal on the RGB grid).
 
 Pairs are formed by approximate time (message_filters where installed, the equivalent
 `ApproximatePairing` elsewhere) and handed to one worker thread through a one-slot mailbox:
@@ -134,6 +135,7 @@ class FusionNode(Node):
         self.pub_depth_info = self.create_publisher(CameraInfo, "~/depth/camera_info", RELIABLE) if o.depth else None
         self.pub_points = self.create_publisher(PointCloud2, "~/points", RELIABLE) if o.points else None
         self.pub_caption = self.create_publisher(String, "~/caption", RELIABLE) if o.caption else None
+        self.pub_thermal = self.create_publisher(Image, "~/thermal/registered", RELIABLE) if o.thermal_registered else None
         self.pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", 10) if o.diagnostics else None
 
     def _make_subscriptions(self) -> None:
@@ -256,6 +258,9 @@ class FusionNode(Node):
             self.pub_points.publish(xyzrgb_to_pointcloud2(result.points_xyz, result.points_rgb, header))
         if self.pub_caption is not None:
             self.pub_caption.publish(String(data=result.caption))
+        if self.pub_thermal is not None:
+            thermal8 = np.clip(np.round(result.thermal_registered * 255.0), 0, 255).astype(np.uint8)
+            self.pub_thermal.publish(numpy_to_image(thermal8, "mono8", header))
 
     def _output_info(self, header: Header, k: np.ndarray, w: int, h: int) -> CameraInfo:
         src = self.infos["rgb"]
