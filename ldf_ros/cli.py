@@ -94,12 +94,25 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from ldf_ros.evaluation import benchmarks
     if args.target == "synth":
         print(benchmarks.bench_synth(frames=args.repeats, thermal_size=tuple(args.thermal_size)))
+    else:
+        sizes = [tuple(int(v) for v in s.split("x")) for s in args.sizes.split(",")]
+        text, _ = benchmarks.bench_pipeline(variants=tuple(args.variants.split(",")), sizes=sizes, repeats=args.repeats,
+                                            threads=args.threads, plot=args.plot, device=args.device)
+        print(text)
+        if args.plot:
+            print(f"wrote {args.plot}")
     return 0
 
 
 def _setup_bench(p: argparse.ArgumentParser) -> None:
-    p.add_argument("target", choices=["synth"], help="what to measure")
-    p.add_argument("--repeats", type=int, default=5, help="measured runs after warm-up")
+    p.add_argument("target", nargs="?", default="pipeline", choices=["pipeline", "synth"],
+                   help="pipeline: per-stage latency of the node's work (default); synth: world generation")
+    p.add_argument("--repeats", type=int, default=10, help="measured runs after warm-up")
+    p.add_argument("--variants", default="classical,student", help="pipeline: comma list of classical,student,teacher")
+    p.add_argument("--sizes", default="320x256,640x512", help="pipeline: comma list of WxH")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"])
+    p.add_argument("--plot", default=None, help="pipeline: write the stage breakdown as PNG here")
     p.add_argument("--thermal-size", type=int, nargs=2, default=[320, 256], metavar=("W", "H"))
     p.set_defaults(func=cmd_bench)
 
@@ -123,6 +136,26 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_eval_depth(args: argparse.Namespace) -> int:
+    """Depth networks per condition on held-out synthetic streets (or synth folders)."""
+    from ldf_ros.evaluation.depth_report import (depth_markdown, evaluate_depth, folder_samples, test_clip_samples,
+                                                 write_depth_report)
+    from ldf_ros.models.depth_net import load_depth_net
+    from ldf_ros.runtime.depth import DepthPredictor
+
+    predictors = {}
+    for item in args.models.split(","):
+        name, _, path = item.rpartition("=")
+        net = load_depth_net(path)
+        predictors[name or f"{net.cfg.modality}_{net.cfg.role}"] = DepthPredictor(net)
+    samples = folder_samples(args.data) if args.data else test_clip_samples(cache_dir=args.cache_dir)
+    rows, examples = evaluate_depth(predictors, samples)
+    summary = write_depth_report(rows, examples, args.out)
+    print(depth_markdown(summary))
+    print(f"wrote {args.out}/report.md, metrics.csv, summary.json, panel_*.png")
+    return 0
+
+
 def _setup_eval(p: argparse.ArgumentParser) -> None:
     from pathlib import Path
     sub = p.add_subparsers(dest="what", metavar="WHAT")
@@ -133,6 +166,13 @@ def _setup_eval(p: argparse.ArgumentParser) -> None:
     f.add_argument("--out", type=Path, default=Path("out/eval_fusion"), help="report folder")
     f.add_argument("--methods", default="average,max,laplacian", help="comma list: average,max,laplacian")
     f.set_defaults(func=cmd_eval)
+    d = sub.add_parser("depth", help="depth metrics per condition (AbsRel, SqRel, RMSE, RMSE log, deltas)")
+    d.add_argument("--models", default="models/depth_visible_student.safetensors,models/depth_thermal_student.safetensors",
+                   help="comma list of [name=]checkpoint; a visible and a thermal model also give 'blend'")
+    d.add_argument("--data", type=Path, default=None, help="folder written by `ldf-ros synth` (default: held-out test streets)")
+    d.add_argument("--cache-dir", default="out/data/clips", help="where test streets are cached")
+    d.add_argument("--out", type=Path, default=Path("out/eval_depth"), help="report folder")
+    d.set_defaults(func=cmd_eval_depth)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -221,12 +261,12 @@ def _setup_demo(p: argparse.ArgumentParser) -> None:
 _REGISTRY: list[tuple[str, str, Callable[[argparse.ArgumentParser], None]]] = [
     ("config", "validate a config file and print its parameters", _setup_config),
     ("synth", "generate synthetic RGB-thermal-depth sequences (folders, bags)", _setup_synth),
-    ("eval", "evaluate fusion (metrics table, CSV/JSON, panels)", _setup_eval),
+    ("eval", "evaluate fusion or depth (metrics tables, CSV/JSON, panels)", _setup_eval),
     ("train", "train models (depth)", _setup_train),
     ("replay", "publish a bag over DDS with /clock (like ros2 bag play)", _setup_replay),
     ("eval-bag", "run the node on a bag: output bag, report, panels, PLY", _setup_eval_bag),
     ("demo", "the main job: synthetic day/night/fog bags through the node over DDS", _setup_demo),
-    ("bench", "measure speed (synthetic world generation; more targets as they land)", _setup_bench),
+    ("bench", "measure speed: per-stage pipeline latency (default) or synthetic world generation", _setup_bench),
 ]
 
 

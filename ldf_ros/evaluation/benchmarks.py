@@ -43,3 +43,171 @@ def bench_synth(frames: int = 5, conditions=("day", "night", "fog"), thermal_siz
         times = np.asarray(times[1:])
         lines.append(f"| {cond} | {np.median(times):.3f} | {np.percentile(times, 95):.3f} |")
     return "\n".join(lines)
+
+
+PIPELINE_STAGES = ("decode", "pairing", "register", "normalize", "depth", "caption", "fusion", "pointcloud", "encode_publish")
+MODEL_STAGES = ("depth", "fusion")   # inference; everything else is node overhead
+
+
+def _test_pair(width: int, height: int):
+    from ldf_ros.synthetic.clips import ClipSpec, render_clip
+    clip = render_clip(ClipSpec(900, "urban", "night", frames=1, width=width, height=height))
+    return clip.rgb[0], clip.thermal[0], clip.k
+
+
+def bench_pipeline(variants=("classical", "student"), sizes=((320, 256), (640, 512)), repeats: int = 20,
+                   warmup: int = 3, threads: int = 0, plot: str | None = None, device: str = "cpu"):
+    """Per-stage latency of the node's work for one pair, median and p95 over `repeats` after warm-up.
+
+    Stages outside the pipeline are measured on the same objects the node uses: decoding the
+    Image messages (rclpy messages when rclpy is installed), pairing, and encoding + publishing
+    the outputs (to a publisher without subscribers: serialization, no transport)."""
+    import resource
+
+    import torch
+
+    from ldf_ros.config import load_config
+    from ldf_ros.runtime.pairing import ApproximatePairing
+    from ldf_ros.runtime.pipeline import FusionPipeline
+
+    if threads:
+        torch.set_num_threads(threads)
+    io = _MessageIO()
+    results = []
+    for variant in variants:
+        cfg = load_config(None, {"model.variant": variant, "runtime.device": device, "runtime.warmup_runs": 0})
+        problems = []
+        pipe = FusionPipeline(cfg, log=lambda level, msg: problems.append(msg))
+        for w, h in sizes:
+            rgb, thermal, k = _test_pair(w, h)
+            rgb_msg, th_msg = io.encode(rgb, "rgb8"), io.encode(thermal, "mono16")
+            samples = {s: [] for s in PIPELINE_STAGES}
+            totals = []
+            for i in range(warmup + repeats):
+                t0 = time.perf_counter()
+                rgb_in, th_in = io.decode(rgb_msg, "rgb8"), io.decode(th_msg, "mono16")
+                t1 = time.perf_counter()
+                pairing = ApproximatePairing(20_000_000, 10, lambda a, b: None)
+                pairing.add(0, i, rgb_msg)
+                pairing.add(1, i, th_msg)
+                t2 = time.perf_counter()
+                res = pipe.process(rgb_in, th_in, k, k)
+                t3 = time.perf_counter()
+                io.publish(res)
+                t4 = time.perf_counter()
+                if i < warmup:
+                    continue
+                samples["decode"].append((t1 - t0) * 1e3)
+                samples["pairing"].append((t2 - t1) * 1e3)
+                samples["encode_publish"].append((t4 - t3) * 1e3)
+                for s, ms in res.timings_ms.items():
+                    samples[s].append(ms)
+                totals.append((t4 - t0) * 1e3)
+            overhead = [t - sum(samples[s][j] for s in MODEL_STAGES if samples[s]) for j, t in enumerate(totals)]
+            results.append({"variant": pipe.variant, "requested": variant, "size": f"{w}x{h}", "problems": problems,
+                            "stages": {s: (float(np.median(v)), float(np.percentile(v, 95))) for s, v in samples.items() if v},
+                            "total": (float(np.median(totals)), float(np.percentile(totals, 95))),
+                            "overhead": (float(np.median(overhead)), float(np.percentile(overhead, 95))),
+                            "fps": 1e3 / float(np.median(totals))})
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    text = _pipeline_markdown(results, repeats, warmup, peak_mb, io.kind, device)
+    if plot:
+        _plot_stages(results, plot)
+    io.close()
+    return text, results
+
+
+def _pipeline_markdown(results, repeats, warmup, peak_mb, io_kind, device) -> str:
+    lines = [f"machine: {machine_description()}; device {device}",
+             f"{repeats} runs after {warmup} warm-up; messages: {io_kind}; peak RSS of the process {peak_mb:.0f} MB", "",
+             "| variant | size | " + " | ".join(PIPELINE_STAGES) + " | overhead (not inference) | total | pairs/s |",
+             "|---" * (len(PIPELINE_STAGES) + 5) + "|"]
+    for r in results:
+        cells = [f"{r['stages'][s][0]:.1f}" if s in r["stages"] else "-" for s in PIPELINE_STAGES]
+        lines.append(f"| {r['variant']} | {r['size']} | " + " | ".join(cells) +
+                     f" | {r['overhead'][0]:.1f} (p95 {r['overhead'][1]:.1f}) | {r['total'][0]:.1f} (p95 {r['total'][1]:.1f}) "
+                     f"| {r['fps']:.2f} |")
+    lines.append("")
+    notes = dict.fromkeys(f"{r['requested']}: {p}" for r in results for p in r["problems"])
+    lines.append("Stage cells: median ms. " + " ".join(f"Note: {n}." for n in notes))
+    return "\n".join(lines)
+
+
+def _plot_stages(results, path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = [f"{r['variant']} {r['size']}" for r in results]
+    fig, ax = plt.subplots(figsize=(9, 0.6 * len(results) + 1.5))
+    left = np.zeros(len(results))
+    for s in PIPELINE_STAGES:
+        vals = np.array([r["stages"].get(s, (0.0, 0.0))[0] for r in results])
+        ax.barh(labels, vals, left=left, label=s)
+        left += vals
+    ax.set_xlabel("median latency per pair (ms)")
+    ax.set_title("ldf_ros pipeline latency by stage")
+    ax.legend(fontsize=7, ncol=3, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+class _MessageIO:
+    """Image message encode/decode and output publishing as the node does them; with rclpy
+    when it is installed (real messages, real serialization), else the wire-format functions."""
+
+    def __init__(self):
+        try:
+            import rclpy
+            from sensor_msgs.msg import Image, PointCloud2
+            from std_msgs.msg import String
+            rclpy.init()
+            self.node = rclpy.create_node("ldf_bench")
+            self.pubs = {"image": self.node.create_publisher(Image, "~/bench/image", 2),
+                         "points": self.node.create_publisher(PointCloud2, "~/bench/points", 2),
+                         "caption": self.node.create_publisher(String, "~/bench/caption", 2)}
+            self.kind = "rclpy messages, publish without subscribers"
+        except ImportError:
+            self.node = None
+            self.kind = "wire-format functions (rclpy not installed)"
+
+    def encode(self, arr, encoding):
+        if self.node is not None:
+            from ldf_ros.ros.conversions import numpy_to_image
+            return numpy_to_image(arr, encoding)
+        from ldf_ros.ros.image_encoding import encode_image
+        return encode_image(arr, encoding)
+
+    def decode(self, msg, encoding):
+        from ldf_ros.ros.image_encoding import decode_image, to_rgb
+        if self.node is not None:
+            from ldf_ros.ros.conversions import image_to_numpy
+            arr = image_to_numpy(msg)
+        else:
+            data, h, w, step = msg
+            arr = decode_image(data, h, w, encoding, step, False)
+        return to_rgb(arr, encoding) if encoding == "rgb8" else arr
+
+    def publish(self, res) -> None:
+        if self.node is None:
+            from ldf_ros.ros.image_encoding import encode_image
+            encode_image(res.fused, "rgb8")
+            if res.depth is not None:
+                encode_image(res.depth, "32FC1")
+            return
+        from std_msgs.msg import String
+
+        from ldf_ros.ros.conversions import numpy_to_image, xyzrgb_to_pointcloud2
+        self.pubs["image"].publish(numpy_to_image(res.fused, "rgb8"))
+        if res.depth is not None:
+            self.pubs["image"].publish(numpy_to_image(res.depth, "32FC1"))
+        if res.points_xyz is not None:
+            self.pubs["points"].publish(xyzrgb_to_pointcloud2(res.points_xyz, res.points_rgb))
+        self.pubs["caption"].publish(String(data=res.caption))
+
+    def close(self) -> None:
+        if self.node is not None:
+            import rclpy
+            self.node.destroy_node()
+            rclpy.try_shutdown()

@@ -1,0 +1,112 @@
+"""Depth networks, their checkpoints, training losses and the depth metrics."""
+import numpy as np
+import pytest
+import torch
+
+from ldf_ros.config import DepthTrainConfig
+from ldf_ros.evaluation.depth_metrics import depth_metrics
+from ldf_ros.models.checkpoint import CheckpointError, save_checkpoint
+from ldf_ros.models.depth_net import DepthNet, load_depth_net, parameter_count, student_config, teacher_config
+from ldf_ros.models.layers import axis_angle_to_matrix, warp_image
+from ldf_ros.runtime.depth import DepthPredictor, blend_depths
+from ldf_ros.synthetic.clips import ClipSpec, render_clip
+from ldf_ros.training.depth import ClipFrames, build_training, training_losses
+
+
+@pytest.fixture(scope="module")
+def tiny_clips():
+    return [render_clip(ClipSpec(1, "urban", c, frames=5, width=64, height=64)) for c in ("day", "night")]
+
+
+def test_depth_metrics_analytic():
+    gt = np.full((10, 10), 10.0)
+    gt[0, 0] = np.nan
+    m = depth_metrics(gt, gt * 1.1)
+    assert m["abs_rel"] == pytest.approx(0.1) and m["a1"] == 1.0 and m["valid"] == 99
+    assert m["rmse"] == pytest.approx(1.0) and m["rmse_log"] == pytest.approx(np.log(1.1))
+    scaled = depth_metrics(gt, gt * 3.0, median_scaling=True)
+    assert scaled["abs_rel"] == pytest.approx(0.0) and scaled["scale"] == pytest.approx(1 / 3)
+    assert depth_metrics(gt, gt * 1.3)["a1"] == 0.0 and depth_metrics(gt, gt * 1.3)["a2"] == 1.0
+    with pytest.raises(ValueError, match="no valid pixels"):
+        depth_metrics(np.full((4, 4), np.nan), np.ones((4, 4)))
+    with pytest.raises(ValueError, match="differ in size"):
+        depth_metrics(np.ones((4, 4)), np.ones((4, 5)))
+
+
+def test_student_is_at_most_a_quarter_of_the_teacher():
+    for m in ("visible", "thermal"):
+        assert parameter_count(DepthNet(student_config(m))) * 4 <= parameter_count(DepthNet(teacher_config(m)))
+
+
+def test_depth_is_positive_finite_meters_at_any_input_size():
+    torch.manual_seed(0)
+    net = DepthNet(student_config("visible"))
+    depth = DepthPredictor(net)(np.random.default_rng(0).integers(0, 255, (100, 150, 3), dtype=np.uint8))
+    assert depth.shape == (100, 150) and depth.dtype == np.float32
+    assert np.isfinite(depth).all() and (depth >= net.cfg.min_depth - 1e-3).all() and (depth <= net.cfg.max_depth + 1e-2).all()
+    th = DepthPredictor(DepthNet(student_config("thermal")))(np.full((64, 80), 29000, np.uint16))
+    assert th.shape == (64, 80) and np.isfinite(th).all()
+
+
+def test_checkpoint_round_trip_and_errors(tmp_path):
+    net = DepthNet(teacher_config("thermal"))
+    path = save_checkpoint(tmp_path / "t.safetensors", net, "depth", net.cfg.to_dict(), step=3)
+    loaded = load_depth_net(path, modality="thermal")
+    assert loaded.cfg == net.cfg
+    for a, b in zip(net.state_dict().values(), loaded.state_dict().values()):
+        torch.testing.assert_close(a, b)
+    with pytest.raises(CheckpointError, match="thermal depth checkpoint, expected visible"):
+        load_depth_net(path, modality="visible")
+    (tmp_path / "bad.safetensors").write_bytes(b"\x00garbage" * 10)
+    with pytest.raises(CheckpointError, match="not a readable"):
+        load_depth_net(tmp_path / "bad.safetensors")
+    with pytest.raises(CheckpointError, match="not found"):
+        load_depth_net(tmp_path / "missing.safetensors")
+    other = DepthNet(student_config("thermal"))
+    wrong = save_checkpoint(tmp_path / "w.safetensors", other, "depth", net.cfg.to_dict())  # config lies about weights
+    with pytest.raises(CheckpointError, match="do not fit"):
+        load_depth_net(wrong)
+    save_checkpoint(tmp_path / "f.safetensors", other, "fusion", other.cfg.to_dict())
+    with pytest.raises(CheckpointError, match="is a fusion checkpoint, expected depth"):
+        load_depth_net(tmp_path / "f.safetensors")
+
+
+def test_warp_with_identity_pose_returns_the_source():
+    src = torch.rand(1, 3, 16, 20)
+    k = torch.tensor([[[20.0, 0, 9.5], [0, 20.0, 7.5], [0, 0, 1]]])
+    out = warp_image(src, torch.full((1, 1, 16, 20), 5.0), axis_angle_to_matrix(torch.zeros(1, 3)), torch.zeros(1, 3), k)
+    torch.testing.assert_close(out, src, atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize("role", ["teacher", "student"])
+def test_a_training_step_lowers_the_loss(tiny_clips, role, tmp_path):
+    torch.manual_seed(0)
+    teacher = ""
+    if role == "student":
+        t = DepthNet(teacher_config("visible"))
+        teacher = str(save_checkpoint(tmp_path / "t.safetensors", t, "depth", t.cfg.to_dict()))
+    cfg = DepthTrainConfig(modality="visible", role=role, teacher=teacher)
+    model, pose, teach, distill = build_training(cfg)
+    data = ClipFrames(tiny_clips, "visible", augment=False)
+    batch = torch.utils.data.default_collate([data[i] for i in range(4)])
+    params = list(model.parameters()) + list(pose.parameters()) + (list(distill.parameters()) if distill else [])
+    opt = torch.optim.Adam(params, lr=1e-3)
+    losses = []
+    for _ in range(6):
+        out = training_losses(batch, model, pose, teach, distill, cfg)
+        opt.zero_grad()
+        out["total"].backward()
+        opt.step()
+        losses.append(out["total"].item())
+    assert losses[-1] < losses[0]
+    expected = {"supervised", "photometric", "smoothness"} | ({"semantic"} if role == "teacher" else
+                                                              {"distill_depth", "distill_feature", "distill_bins"})
+    assert expected <= set(out)
+
+
+def test_blend_follows_the_reliable_branch():
+    dark = np.zeros((64, 64, 3), np.uint8)
+    bright = np.random.default_rng(0).integers(60, 250, (64, 64, 3), dtype=np.uint8)
+    dv, dt = np.full((64, 64), 10.0, np.float32), np.full((64, 64), 20.0, np.float32)
+    np.testing.assert_allclose(blend_depths(dv, dt, dark), 20.0, rtol=1e-5)
+    assert blend_depths(dv, dt, bright)[32, 32] < 12.0
