@@ -320,7 +320,7 @@ class DepthTrainConfig:
     semantic_weight: float = _spec(0.2, doc="class cross-entropy of the teacher's semantic branch", lo=0.0)
     distill_depth_weight: float = _spec(1.0, doc="student: log-depth imitation of the teacher", lo=0.0)
     distill_feature_weight: float = _spec(0.5, doc="student: bottleneck feature imitation", lo=0.0)
-    distill_bins_weight: float = _spec(0.2, doc="student: distance-category (binned depth) alignment", lo=0.0)
+    distill_bins_weight: float = _spec(0.05, doc="student: distance-category (binned depth) alignment", lo=0.0)
     val_every: int = _spec(250, doc="validation every n steps", lo=1)
     out: str = _spec("out/train/depth", doc="run folder (checkpoints, log.csv)")
 

@@ -96,11 +96,11 @@ def smoothness_loss(disps, image) -> torch.Tensor:
 
 
 def depth_bin_probabilities(depth: torch.Tensor, min_depth: float, max_depth: float, bins: int = 24,
-                            sigma: float = 0.5) -> torch.Tensor:
+                            sigma: float = 1.0) -> torch.Tensor:
     """Soft assignment of each pixel to log-spaced distance categories, (B, bins, H, W)."""
     centers = torch.linspace(math.log(min_depth), math.log(max_depth), bins, device=depth.device, dtype=depth.dtype)
     step = centers[1] - centers[0]
-    logits = -((torch.log(depth) - centers.view(1, -1, 1, 1)) / (sigma * step * 2)) ** 2
+    logits = -0.5 * ((torch.log(depth) - centers.view(1, -1, 1, 1)) / (sigma * step)) ** 2
     return logits.log_softmax(1)
 
 
@@ -118,10 +118,11 @@ class DistillationLoss(nn.Module):
         d_t = out_t["depth"]
         imitation = sum((torch.log(F.interpolate(d, size=d_t.shape[-2:], mode="bilinear", align_corners=False))
                          - torch.log(d_t)).abs().mean() for d in out_s["depth_scales"]) / len(out_s["depth_scales"])
-        feat = F.mse_loss(self.adapter(out_s["features"]), out_t["features"])
+        target = out_t["features"]   # normalized MSE: the teacher's feature scale is arbitrary
+        feat = F.mse_loss(self.adapter(out_s["features"]), target) / (target.var() + 1e-6)
         lp_s = depth_bin_probabilities(out_s["depth"], *self.depth_range)
         lp_t = depth_bin_probabilities(d_t, *self.depth_range)
-        bins = -(lp_t.exp() * lp_s).sum(1).mean()
+        bins = (lp_t.exp() * (lp_t - lp_s)).sum(1).mean()   # KL(teacher || student), 0 when they agree
         return {"distill_depth": imitation * self.cfg.distill_depth_weight,
                 "distill_feature": feat * self.cfg.distill_feature_weight,
                 "distill_bins": bins * self.cfg.distill_bins_weight}

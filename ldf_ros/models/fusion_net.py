@@ -1,0 +1,156 @@
+"""LDFusion fusion networks: a head decoding diffusion features into a color fused image,
+guided by a caption embedding through per-channel modulation, and the single-pass student.
+
+- teacher: `DiffusionFeatures` (frozen DDPM denoiser at fixed timesteps) -> `FusionHead`.
+- student: a light encoder-decoder on the 4-channel input with the same text modulation,
+  distilled from the teacher for onboard use (one forward pass, exportable).
+
+Inputs: visible RGB and infrared in [0, 1] on the same grid, (B, 3, H, W) and (B, 1, H, W).
+Output: fused RGB in [0, 1], same size as the visible input.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ldf_ros.models.diffusion import DenoiserConfig, DiffusionFeatures, UNetDenoiser
+from ldf_ros.models.layers import ConvBlock, ResBlock
+
+
+@dataclass(frozen=True)
+class FusionNetConfig:
+    role: str = "student"                    # "teacher" (diffusion features) or "student" (single pass)
+    width: int = 32
+    text_dim: int = 384
+    text_encoder: str = "minilm"             # identity of the encoder it was trained with
+    denoiser: dict = field(default_factory=lambda: DenoiserConfig().to_dict())
+    timesteps: tuple[int, ...] = (50, 150)
+    student_widths: tuple[int, ...] = (16, 32, 64)
+
+    def __post_init__(self):
+        if self.role not in ("teacher", "student"):
+            raise ValueError(f"fusion role {self.role!r}: expected teacher or student")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @staticmethod
+    def from_dict(d: dict) -> "FusionNetConfig":
+        return FusionNetConfig(**{**d, "timesteps": tuple(d["timesteps"]), "student_widths": tuple(d["student_widths"])})
+
+
+class TextModulation(nn.Module):
+    """MLP: caption embedding -> per-channel (scale, shift) for each modulated stage.
+    Zero-initialized output, so an untrained modulation is the identity."""
+
+    def __init__(self, text_dim: int, channels: list[int], hidden: int = 128):
+        super().__init__()
+        self.channels = channels
+        self.mlp = nn.Sequential(nn.Linear(text_dim, hidden), nn.SiLU(), nn.Linear(hidden, 2 * sum(channels)))
+        nn.init.zeros_(self.mlp[-1].weight)
+        nn.init.zeros_(self.mlp[-1].bias)
+
+    def forward(self, text: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        out, i = [], 0
+        params = self.mlp(text)
+        for c in self.channels:
+            scale, shift = params[:, i:i + c], params[:, i + c:i + 2 * c]
+            out.append((scale[:, :, None, None], shift[:, :, None, None]))
+            i += 2 * c
+        return out
+
+
+def modulate(x: torch.Tensor, film: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    scale, shift = film
+    return x * (1 + scale) + shift
+
+
+class FusionHead(nn.Module):
+    """Multi-scale diffusion features (coarsest first) + the input pair -> fused RGB."""
+
+    def __init__(self, feature_channels: list[int], width: int, text_dim: int):
+        super().__init__()
+        self.proj = nn.ModuleList([nn.Conv2d(c, width, 1) for c in feature_channels])
+        self.blocks = nn.ModuleList([ResBlock(width) for _ in feature_channels])
+        self.film = TextModulation(text_dim, [width] * len(feature_channels))
+        self.out = nn.Sequential(ConvBlock(width + 4, width), nn.Conv2d(width, 3, 3, padding=1))
+
+    def forward(self, feats: list[torch.Tensor], visible, infrared, text) -> torch.Tensor:
+        films = self.film(text)
+        x = None
+        for proj, block, film, f in zip(self.proj, self.blocks, films, feats):
+            y = proj(f)
+            x = y if x is None else F.interpolate(x, size=y.shape[-2:], mode="bilinear", align_corners=False) + y
+            x = block(modulate(x, film))
+        x = F.interpolate(x, size=visible.shape[-2:], mode="bilinear", align_corners=False)
+        return torch.sigmoid(self.out(torch.cat([x, visible, infrared], 1)))
+
+
+class StudentFusionNet(nn.Module):
+    """Single-pass fusion: encoder-decoder on (RGB, IR) with text modulation at every decoder stage."""
+
+    def __init__(self, widths: tuple[int, ...], text_dim: int):
+        super().__init__()
+        self.enc = nn.ModuleList()
+        prev = 4
+        for i, w in enumerate(widths):
+            self.enc.append(nn.Sequential(ConvBlock(prev, w, stride=1 if i == 0 else 2), ResBlock(w)))
+            prev = w
+        self.dec = nn.ModuleList()
+        for w in reversed(widths[:-1]):
+            self.dec.append(ConvBlock(prev + w, w))
+            prev = w
+        self.film = TextModulation(text_dim, [widths[-1]] + list(reversed(widths[:-1])))
+        self.out = nn.Conv2d(prev + 4, 3, 3, padding=1)
+
+    def forward(self, visible, infrared, text):
+        x0 = torch.cat([visible, infrared], 1)
+        films = self.film(text)
+        skips, x = [], x0
+        for block in self.enc:
+            x = block(x)
+            skips.append(x)
+        x = modulate(x, films[0])
+        for i, block in enumerate(self.dec):
+            skip = skips[-2 - i]
+            x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
+            x = modulate(block(torch.cat([x, skip], 1)), films[i + 1])
+        return torch.sigmoid(self.out(torch.cat([x, x0], 1)))
+
+
+class FusionNet(nn.Module):
+    """One interface for both roles: (visible, infrared, text embedding) -> fused RGB."""
+
+    def __init__(self, cfg: FusionNetConfig, denoiser: UNetDenoiser | None = None):
+        super().__init__()
+        self.cfg = cfg
+        if cfg.role == "teacher":
+            denoiser = denoiser or UNetDenoiser(DenoiserConfig.from_dict(cfg.denoiser))
+            self.features = DiffusionFeatures(denoiser, cfg.timesteps)
+            for p in self.features.parameters():
+                p.requires_grad_(False)
+            self.head = FusionHead(self.features.channels, cfg.width, cfg.text_dim)
+        else:
+            self.student = StudentFusionNet(cfg.student_widths, cfg.text_dim)
+
+    def forward(self, visible: torch.Tensor, infrared: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+        check_fusion_inputs(visible, infrared, text, self.cfg.text_dim)
+        if self.cfg.role == "student":
+            return self.student(visible, infrared, text)
+        with torch.no_grad():
+            feats = self.features(torch.cat([visible, infrared], 1) * 2 - 1)
+        return self.head(feats, visible, infrared, text)
+
+
+def check_fusion_inputs(visible, infrared, text, text_dim: int) -> None:
+    if visible.ndim != 4 or visible.shape[1] != 3:
+        raise ValueError(f"visible must be (B, 3, H, W), got {tuple(visible.shape)}")
+    if infrared.ndim != 4 or infrared.shape[1] != 1:
+        raise ValueError(f"infrared must be (B, 1, H, W), got {tuple(infrared.shape)}")
+    if visible.shape[-2:] != infrared.shape[-2:] or visible.shape[0] != infrared.shape[0]:
+        raise ValueError(f"visible {tuple(visible.shape)} and infrared {tuple(infrared.shape)} differ in batch or size")
+    if text.ndim != 2 or text.shape != (visible.shape[0], text_dim):
+        raise ValueError(f"text embedding must be (B, {text_dim}), got {tuple(text.shape)}")

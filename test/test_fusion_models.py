@@ -1,0 +1,102 @@
+"""Diffusion features, fusion networks and text encoders (tiny configs, offline)."""
+import json
+
+import pytest
+import torch
+
+from ldf_ros.models.diffusion import DenoiserConfig, DiffusionFeatures, NoiseSchedule, UNetDenoiser
+from ldf_ros.models.fusion_net import FusionNet, FusionNetConfig
+from ldf_ros.models.text import CachedTextEncoder, NullTextEncoder, OpenClipEncoder
+
+TINY = DenoiserConfig(base=8, mults=(1, 2), time_dim=16)
+
+
+def test_noise_schedule_endpoints():
+    s = NoiseSchedule()
+    x0, noise = torch.ones(2, 4, 8, 8), torch.zeros(2, 4, 8, 8)
+    assert torch.allclose(s.add_noise(x0, noise, torch.tensor([0, 0])), x0, atol=1e-3)
+    assert s.add_noise(x0, noise, torch.tensor([999, 999])).abs().max() < 0.01
+
+
+def test_diffusion_features_are_deterministic_and_multiscale():
+    torch.manual_seed(0)
+    feats = DiffusionFeatures(UNetDenoiser(TINY), timesteps=(10, 100))
+    x = torch.rand(2, 4, 32, 48) * 2 - 1
+    a, b = feats(x), feats(x)
+    assert [f.shape[1] for f in a] == feats.channels == [32, 16]
+    assert [f.shape[-1] for f in a] == [24, 48]
+    assert all(torch.equal(p, q) for p, q in zip(a, b))
+
+
+def test_denoising_step_lowers_the_loss():
+    torch.manual_seed(0)
+    net, sched = UNetDenoiser(TINY), NoiseSchedule()
+    opt = torch.optim.Adam(net.parameters(), 3e-3)
+    x0 = torch.rand(4, 4, 16, 16) * 2 - 1
+    g = torch.Generator().manual_seed(1)
+    noise, t = torch.randn(x0.shape, generator=g), torch.randint(0, 1000, (4,), generator=g)
+    losses = []
+    for _ in range(8):
+        loss = torch.nn.functional.mse_loss(net(sched.add_noise(x0, noise, t), t), noise)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0]
+
+
+@pytest.mark.parametrize("role", ["student", "teacher"])
+def test_fusion_net_shapes_range_and_input_errors(role):
+    torch.manual_seed(0)
+    net = FusionNet(FusionNetConfig(role=role, width=8, text_dim=16, denoiser=TINY.to_dict(), student_widths=(8, 16)))
+    vis, ir, text = torch.rand(1, 3, 36, 52), torch.rand(1, 1, 36, 52), torch.randn(1, 16)
+    out = net(vis, ir, text)
+    assert out.shape == (1, 3, 36, 52) and 0 <= out.min() and out.max() <= 1
+    torch.testing.assert_close(net(vis, ir, text), out)
+    with pytest.raises(ValueError, match="visible must be"):
+        net(torch.rand(1, 4, 36, 52), ir, text)
+    with pytest.raises(ValueError, match="differ in batch or size"):
+        net(vis, torch.rand(1, 1, 30, 52), text)
+    with pytest.raises(ValueError, match="text embedding"):
+        net(vis, ir, torch.randn(1, 8))
+
+
+def test_text_modulation_changes_the_output_once_trained():
+    torch.manual_seed(0)
+    net = FusionNet(FusionNetConfig(role="student", text_dim=16, student_widths=(8, 16)))
+    vis, ir = torch.rand(1, 3, 16, 16), torch.rand(1, 1, 16, 16)
+    a, b = torch.randn(1, 16), torch.randn(1, 16)
+    torch.testing.assert_close(net(vis, ir, a), net(vis, ir, b))   # zero-initialized modulation
+    torch.nn.init.normal_(net.student.film.mlp[-1].weight, std=0.1)
+    assert not torch.allclose(net(vis, ir, a), net(vis, ir, b))
+
+
+def test_caption_cache_hits_on_repeated_captions():
+    enc = CachedTextEncoder(NullTextEncoder(8))
+    enc(["a dark scene", "a bright scene", "a dark scene"])
+    assert (enc.hits, enc.misses) == (1, 2)
+    out = enc(["a dark scene"] * 5)
+    assert out.shape == (5, 8) and (enc.hits, enc.misses) == (6, 2)
+
+
+def test_open_clip_loads_only_local_checkpoints(tmp_path):
+    open_clip = pytest.importorskip("open_clip")
+    cfg = {"embed_dim": 16,
+           "vision_cfg": {"image_size": 32, "layers": 1, "width": 64, "head_width": 32, "patch_size": 16},
+           "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1}}
+    (tmp_path / "ldf-tiny-test.json").write_text(json.dumps(cfg))
+    open_clip.add_model_config(tmp_path / "ldf-tiny-test.json")
+    model = open_clip.create_model("ldf-tiny-test")
+    torch.save(model.state_dict(), tmp_path / "tiny.pt")
+    enc = OpenClipEncoder("ldf-tiny-test", tmp_path / "tiny.pt")
+    emb = enc.encode(["a dark scene", "a bright scene"])
+    assert emb.shape == (2, 16) and torch.allclose(emb.norm(dim=1), torch.ones(2))
+    with pytest.raises(ValueError, match="local checkpoint"):
+        OpenClipEncoder("ldf-tiny-test", tmp_path / "missing.pt")
+
+
+@pytest.mark.slow
+def test_minilm_encoder_is_offline_and_normalized():
+    from ldf_ros.models.text import MiniLMEncoder
+    emb = CachedTextEncoder(MiniLMEncoder())(["a dark scene; no warm objects", "a bright scene; no warm objects"])
+    assert emb.shape == (2, 384) and torch.allclose(emb.norm(dim=1), torch.ones(2), atol=1e-4)
