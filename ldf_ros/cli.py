@@ -124,10 +124,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from ldf_ros.runtime.classical_fusion import BASELINES
 
     names = [m.strip() for m in args.methods.split(",") if m.strip()]
-    unknown = [m for m in names if m not in BASELINES]
+    unknown = [m for m in names if m not in BASELINES and m not in ("student", "teacher")]
     if unknown:
-        raise ValueError(f"unknown method {unknown[0]!r}; available: {', '.join(BASELINES)}")
-    methods = {m: BASELINES[m] for m in names}
+        raise ValueError(f"unknown method {unknown[0]!r}; available: {', '.join(BASELINES)}, student, teacher")
+    methods = {m: BASELINES[m] if m in BASELINES else _learned_fusion_fn(m, args.config) for m in names}
     folder = PairedFolder(args.vi, args.ir)
     rows = evaluate_folder(folder, methods)
     summary = write_report(rows, folder, methods, args.out, rank_method=names[-1])
@@ -156,6 +156,61 @@ def cmd_eval_depth(args: argparse.Namespace) -> int:
     return 0
 
 
+def _pair_pipeline(variant: str, config: str | None, depth: bool = False):
+    """The node's pipeline for pre-aligned image pairs (registration identity)."""
+    from ldf_ros.runtime.pipeline import FusionPipeline
+    cfg = load_config(config or default_config_path(),
+                      {"model.variant": variant, "registration.mode": "identity", "outputs.depth": depth,
+                       "outputs.points": False, "runtime.warmup_runs": 0})
+    pipe = FusionPipeline(cfg, log=lambda level, msg: print(f"[{level}] {msg}", file=sys.stderr))
+    if pipe.variant != variant:
+        raise ValueError(f"fusion variant {variant!r} could not be loaded: {'; '.join(pipe.problems)}")
+    return pipe
+
+
+def _learned_fusion_fn(variant: str, config: str | None):
+    pipe = _pair_pipeline(variant, config)
+    return lambda vi, ir: pipe.process(vi, ir, None, None).fused
+
+
+def cmd_fuse(args: argparse.Namespace) -> int:
+    """Fuse every pair of two folders; one color PNG per pair under the same file name."""
+    import cv2
+    import numpy as np
+    from tqdm import tqdm
+
+    from ldf_ros.data.paired import PairedFolder
+    from ldf_ros.ops.visualize import colorize_depth, write_rgb_png
+
+    folder = PairedFolder(args.vi, args.ir)
+    pipe = _pair_pipeline(args.variant, args.config, depth=args.depth)
+    args.out.mkdir(parents=True, exist_ok=True)
+    for i in tqdm(range(len(folder)), desc="fuse"):
+        pair = folder.pairs[i]
+        vi, ir = folder.load(i)
+        res = pipe.process(vi, ir, None, None)
+        write_rgb_png(args.out / f"{pair.name}.png", res.fused)
+        if args.depth and res.depth is not None:
+            np.save(args.out / f"{pair.name}_depth.npy", res.depth)
+            write_rgb_png(args.out / f"{pair.name}_depth.png", colorize_depth(res.depth))
+        if args.caption:
+            (args.out / f"{pair.name}_caption.txt").write_text(res.caption + "\n")
+    print(f"wrote {len(folder)} fused images to {args.out} (variant {pipe.variant})")
+    return 0
+
+
+def _setup_fuse(p: argparse.ArgumentParser) -> None:
+    from pathlib import Path
+    p.add_argument("--vi", type=Path, required=True, help="folder of visible images")
+    p.add_argument("--ir", type=Path, required=True, help="folder of infrared images (same file names)")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--variant", choices=["student", "teacher", "classical"], default="student")
+    p.add_argument("--config", default=None, help="parameters file (model files, text encoder)")
+    p.add_argument("--depth", action="store_true", help="also write depth (.npy meters and a colored .png)")
+    p.add_argument("--caption", action="store_true", help="also write the caption (.txt)")
+    p.set_defaults(func=cmd_fuse)
+
+
 def _setup_eval(p: argparse.ArgumentParser) -> None:
     from pathlib import Path
     sub = p.add_subparsers(dest="what", metavar="WHAT")
@@ -164,7 +219,8 @@ def _setup_eval(p: argparse.ArgumentParser) -> None:
     f.add_argument("--vi", type=Path, required=True, help="folder of visible images")
     f.add_argument("--ir", type=Path, required=True, help="folder of infrared images (same file names)")
     f.add_argument("--out", type=Path, default=Path("out/eval_fusion"), help="report folder")
-    f.add_argument("--methods", default="average,max,laplacian", help="comma list: average,max,laplacian")
+    f.add_argument("--methods", default="average,max,laplacian", help="comma list: average,max,laplacian,student,teacher")
+    f.add_argument("--config", default=None, help="parameters file for student/teacher (model files)")
     f.set_defaults(func=cmd_eval)
     d = sub.add_parser("depth", help="depth metrics per condition (AbsRel, SqRel, RMSE, RMSE log, deltas)")
     d.add_argument("--models", default="models/depth_visible_student.safetensors,models/depth_thermal_student.safetensors",
@@ -177,7 +233,20 @@ def _setup_eval(p: argparse.ArgumentParser) -> None:
 
 def cmd_train(args: argparse.Namespace) -> int:
     """Train a model; the run folder holds checkpoints (resumable) and log.csv."""
-    from ldf_ros.config import DepthTrainConfig, load_section_yaml
+    from ldf_ros.config import DepthTrainConfig, DiffusionTrainConfig, FusionTrainConfig, load_section_yaml
+    if args.what == "diffusion":
+        from ldf_ros.training.fusion import train_diffusion
+        cfg = load_section_yaml(args.config, "diffusion", DiffusionTrainConfig,
+                                {"steps": args.steps, "seed": args.seed, "out": args.out, "threads": args.threads,
+                                 "data": args.data})
+        print(f"wrote {train_diffusion(cfg, resume=not args.restart)}")
+    elif args.what == "fusion":
+        from ldf_ros.training.fusion import train_fusion
+        cfg = load_section_yaml(args.config, "fusion", FusionTrainConfig,
+                                {"role": args.role, "steps": args.steps, "seed": args.seed, "out": args.out,
+                                 "threads": args.threads, "data": args.data, "teacher": args.teacher,
+                                 "denoiser": args.denoiser})
+        print(f"wrote {train_fusion(cfg, resume=not args.restart)}")
     if args.what == "depth":
         from ldf_ros.training.depth import train_depth
         overrides = {"modality": args.modality, "role": args.role, "teacher": args.teacher, "steps": args.steps,
@@ -202,6 +271,23 @@ def _setup_train(p: argparse.ArgumentParser) -> None:
     d.add_argument("--out", help="run folder")
     d.add_argument("--restart", action="store_true", help="ignore a saved training state in the run folder")
     d.set_defaults(func=cmd_train)
+    for name, help_text in (("diffusion", "train the 4-channel DDPM denoiser (self-supervised)"),
+                            ("fusion", "train the fusion head (teacher) or the single-pass student")):
+        f = sub.add_parser(name, help=help_text)
+        f.add_argument("--config", default=None, help=f"training YAML (config/train_{name}.yaml)")
+        f.add_argument("--data", help="paired training folder (vi/ + ir/)")
+        f.add_argument("--steps", type=int)
+        f.add_argument("--seed", type=int)
+        f.add_argument("--threads", type=int)
+        f.add_argument("--out", help="run folder")
+        f.add_argument("--restart", action="store_true", help="ignore a saved training state in the run folder")
+        if name == "fusion":
+            f.add_argument("--role", choices=["teacher", "student"])
+            f.add_argument("--teacher", help="fusion teacher checkpoint (student distillation)")
+            f.add_argument("--denoiser", help="denoiser checkpoint (teacher)")
+        else:
+            f.set_defaults(role=None, teacher=None, denoiser=None)
+        f.set_defaults(func=cmd_train)
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
@@ -262,7 +348,8 @@ _REGISTRY: list[tuple[str, str, Callable[[argparse.ArgumentParser], None]]] = [
     ("config", "validate a config file and print its parameters", _setup_config),
     ("synth", "generate synthetic RGB-thermal-depth sequences (folders, bags)", _setup_synth),
     ("eval", "evaluate fusion or depth (metrics tables, CSV/JSON, panels)", _setup_eval),
-    ("train", "train models (depth)", _setup_train),
+    ("train", "train models (depth, diffusion, fusion)", _setup_train),
+    ("fuse", "fuse folders of visible/infrared pairs into color PNGs", _setup_fuse),
     ("replay", "publish a bag over DDS with /clock (like ros2 bag play)", _setup_replay),
     ("eval-bag", "run the node on a bag: output bag, report, panels, PLY", _setup_eval_bag),
     ("demo", "the main job: synthetic day/night/fog bags through the node over DDS", _setup_demo),

@@ -337,3 +337,49 @@ def load_section_yaml(path: str | Path | None, name: str, cls: type, overrides: 
         except yaml.YAMLError as exc:
             raise ConfigError(f"config file {path}: not valid YAML ({exc})") from exc
     return build_section(name, cls, {**data, **{k: v for k, v in (overrides or {}).items() if v is not None}})
+
+
+@dataclass(frozen=True)
+class DiffusionTrainConfig:
+    """`ldf-ros train diffusion`: the 4-channel DDPM denoiser, self-supervised on pairs."""
+
+    data: str = _spec("../shared/datasets/roadscene/train", doc="paired folder (vi/ + ir/)")
+    steps: int = _spec(3000, doc="optimizer steps", lo=1)
+    batch_size: int = _spec(8, doc="crops per step and process", lo=1, hi=256)
+    crop: int = _spec(96, doc="square crop size (multiple of 4)", lo=16, hi=1024)
+    lr: float = _spec(2e-4, doc="AdamW learning rate", lo=0.0, lo_open=True)
+    base: int = _spec(32, doc="UNet base channels", lo=4, hi=256)
+    seed: int = _spec(0, doc="seed", lo=0)
+    threads: int = _spec(0, doc="torch CPU threads (0: default)", lo=0, hi=256)
+    checkpoint_every: int = _spec(500, doc="checkpoint every n steps", lo=1)
+    out: str = _spec("out/train/diffusion", doc="run folder")
+
+
+@dataclass(frozen=True)
+class FusionTrainConfig:
+    """`ldf-ros train fusion`: the fusion head (teacher) or the single-pass student."""
+
+    role: str = _spec("teacher", doc="teacher: head on diffusion features; student: single pass", choices=["teacher", "student"])
+    data: str = _spec("../shared/datasets/roadscene/train", doc="paired folder (vi/ + ir/)")
+    val_data: str = _spec("../shared/datasets/roadscene/val", doc="paired folder for validation")
+    denoiser: str = _spec("out/train/diffusion/model.safetensors", doc="trained denoiser (teacher)")
+    teacher: str = _spec("", doc="fusion teacher to distil from (student; empty: train on the losses alone)")
+    depth_visible: str = _spec("models/depth_visible_student.safetensors", doc="visible depth branch (captions, depth loss)")
+    depth_thermal: str = _spec("models/depth_thermal_student.safetensors", doc="thermal depth branch (captions, depth loss)")
+    text_encoder: str = _spec("minilm", doc="caption encoder", choices=["minilm", "open_clip", "none"])
+    clip_model: str = _spec("ViT-B-32", doc="open_clip model name")
+    clip_checkpoint: str = _spec("", doc="local open_clip checkpoint")
+    steps: int = _spec(2000, doc="optimizer steps", lo=1)
+    batch_size: int = _spec(4, doc="crops per step and process", lo=1, hi=256)
+    crop: int = _spec(128, doc="square crop size (multiple of 4)", lo=16, hi=1024)
+    lr: float = _spec(5e-4, doc="AdamW learning rate", lo=0.0, lo_open=True)
+    seed: int = _spec(0, doc="seed", lo=0)
+    threads: int = _spec(0, doc="torch CPU threads (0: default)", lo=0, hi=256)
+    intensity_weight: float = _spec(1.0, doc="per-channel L1 towards the stronger source", lo=0.0)
+    gradient_weight: float = _spec(1.0, doc="L1 of |grad Y| towards the stronger source gradient", lo=0.0)
+    ssim_weight: float = _spec(0.5, doc="1 - SSIM to both sources", lo=0.0)
+    color_weight: float = _spec(1.0, doc="L1 of CbCr towards the visible chroma", lo=0.0)
+    depth_weight: float = _spec(0.2, doc="depth-driven loss through both depth branches (0: ablation)", lo=0.0)
+    distill_weight: float = _spec(1.0, doc="student: L1 towards the teacher's output", lo=0.0)
+    val_every: int = _spec(250, doc="validation every n steps", lo=1)
+    out: str = _spec("out/train/fusion", doc="run folder")

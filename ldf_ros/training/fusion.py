@@ -1,0 +1,303 @@
+"""Training of the DDPM denoiser (self-supervised noise prediction on visible+infrared) and
+of the fusion networks (head on diffusion features, or the single-pass student), with the
+fusion losses and the depth-driven loss. Multi-process data parallel under torchrun
+(gloo on CPU, nccl on GPU) when WORLD_SIZE > 1.
+"""
+from __future__ import annotations
+
+import csv
+import os
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, Dataset
+
+from ldf_ros.config import DiffusionTrainConfig, FusionTrainConfig
+from ldf_ros.data.paired import PairedFolder, random_crop_flip
+from ldf_ros.models.checkpoint import load_training_state, save_checkpoint, save_training_state
+from ldf_ros.models.diffusion import DenoiserConfig, NoiseSchedule, UNetDenoiser
+from ldf_ros.models.layers import sobel_magnitude, ssim_map
+
+
+class PairCrops(Dataset):
+    """Random crops of paired images as tensors in [0, 1]: visible (3, S, S), infrared (1, S, S)."""
+
+    def __init__(self, folder: PairedFolder, crop: int, seed: int, length: int | None = None):
+        self.folder, self.crop = folder, crop
+        self.images = [folder.load(i) for i in range(len(folder))]
+        self.rng = np.random.default_rng(seed)
+        self.length = length or len(folder)
+
+    def __len__(self):
+        return self.length
+
+    def __getitem__(self, n):
+        i = n % len(self.images)
+        vi, ir = self.images[i]
+        if ir.dtype != np.uint8:
+            raise ValueError(f"{self.folder.pairs[i].name}: infrared must be 8-bit for training, got {ir.dtype}")
+        vi, ir = random_crop_flip(vi, ir, self.crop, self.rng)
+        return {"visible": torch.from_numpy(vi.transpose(2, 0, 1).copy()).float() / 255,
+                "infrared": torch.from_numpy(ir[None].copy()).float() / 255, "index": i}
+
+
+# --- distributed helpers ---------------------------------------------------------------------
+def init_distributed() -> tuple[int, int, str]:
+    """(rank, world size, device); initializes torch.distributed under torchrun."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    if world > 1 and not torch.distributed.is_initialized():
+        torch.distributed.init_process_group("nccl" if device == "cuda" else "gloo")
+    rank = torch.distributed.get_rank() if world > 1 else 0
+    if device == "cuda":
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        torch.cuda.set_device(local)
+        device = f"cuda:{local}"
+    return rank, world, device
+
+
+def _wrap(model, world: int, device: str):
+    if world > 1:
+        return torch.nn.parallel.DistributedDataParallel(model, device_ids=[device] if device.startswith("cuda") else None)
+    return model
+
+
+def _loader(data: Dataset, batch: int, world: int, rank: int, seed: int) -> DataLoader:
+    sampler = torch.utils.data.DistributedSampler(data, world, rank, shuffle=True, seed=seed) if world > 1 else None
+    return DataLoader(data, batch_size=batch, shuffle=sampler is None, sampler=sampler, drop_last=True,
+                      generator=torch.Generator().manual_seed(seed))
+
+
+class RunLog:
+    """CSV log and resumable state of a run folder (rank 0 writes)."""
+
+    def __init__(self, out: Path, header: list[str], rank: int, resume_step: int):
+        self.rank = rank
+        self.path = out / "log.csv"
+        if rank == 0:
+            new = resume_step == 0 or not self.path.is_file()
+            self.fh = open(self.path, "w" if new else "a", newline="")
+            self.writer = csv.writer(self.fh)
+            if new:
+                self.writer.writerow(header)
+
+    def row(self, values: list) -> None:
+        if self.rank == 0:
+            self.writer.writerow(values)
+            self.fh.flush()
+
+    def close(self) -> None:
+        if self.rank == 0:
+            self.fh.close()
+
+
+# --- the diffusion model ---------------------------------------------------------------------
+def train_diffusion(cfg: DiffusionTrainConfig, resume: bool = True, progress: bool = True) -> Path:
+    """Noise prediction on 4-channel crops scaled to [-1, 1]; returns the final checkpoint path."""
+    from tqdm import tqdm
+
+    rank, world, device = init_distributed()
+    torch.manual_seed(cfg.seed + rank)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    if cfg.crop % 4:
+        raise ValueError(f"crop must be a multiple of 4, got {cfg.crop}")
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    net = UNetDenoiser(DenoiserConfig(base=cfg.base)).to(device)
+    sched = NoiseSchedule(net.cfg.schedule_steps)
+    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr)
+    step, state_path = 0, out / "train_state.pt"
+    if resume and state_path.is_file():
+        state = load_training_state(state_path)
+        net.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        step = int(state["step"])
+    model = _wrap(net, world, device)
+    data = PairCrops(PairedFolder.from_root(cfg.data), cfg.crop, cfg.seed + rank, length=max(512, cfg.batch_size * world * 4))
+    log = RunLog(out, ["step", "seconds", "loss"], rank, step)
+    bar = tqdm(total=cfg.steps, initial=step, desc="diffusion", disable=not progress or rank != 0)
+    t0 = time.time()
+    while step < cfg.steps:
+        for batch in _loader(data, cfg.batch_size, world, rank, cfg.seed + step):
+            x0 = torch.cat([batch["visible"], batch["infrared"]], 1).to(device) * 2 - 1
+            noise = torch.randn_like(x0)
+            t = torch.randint(0, sched.steps, (x0.shape[0],), device=device)
+            loss = F.mse_loss(model(sched.add_noise(x0, noise, t), t), noise)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            step += 1
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss.item():.4f}")
+            log.row([step, f"{time.time() - t0:.1f}", f"{loss.item():.5f}"])
+            if rank == 0 and (step % cfg.checkpoint_every == 0 or step == cfg.steps):
+                save_training_state(state_path, {"model": net.state_dict(), "optimizer": opt.state_dict(), "step": step})
+                save_checkpoint(out / "model.safetensors", net, "denoiser", net.cfg.to_dict(), step=step,
+                                train_config=asdict(cfg), world_size=world)
+            if step >= cfg.steps:
+                break
+    bar.close()
+    log.close()
+    if world > 1:
+        torch.distributed.barrier()
+    return out / "model.safetensors"
+
+
+# --- fusion losses ---------------------------------------------------------------------------
+def luma(rgb: torch.Tensor) -> torch.Tensor:
+    return 0.299 * rgb[:, 0:1] + 0.587 * rgb[:, 1:2] + 0.114 * rgb[:, 2:3]
+
+
+def chroma(rgb: torch.Tensor) -> torch.Tensor:
+    y = luma(rgb)
+    return torch.cat([(rgb[:, 2:3] - y) * 0.564, (rgb[:, 0:1] - y) * 0.713], 1)
+
+
+def depth_of(net, image: torch.Tensor) -> torch.Tensor:
+    """Differentiable metric depth of a frozen depth branch at its input size."""
+    cfg = net.cfg
+    x = F.interpolate(image, size=(cfg.input_height, cfg.input_width), mode="bilinear", align_corners=False)
+    return net(x)["depth"]
+
+
+class FusionLoss:
+    """Intensity, gradient, structure (SSIM), color fidelity and the depth-driven term."""
+
+    def __init__(self, cfg: FusionTrainConfig, depth_visible=None, depth_thermal=None):
+        self.cfg = cfg
+        self.depth_visible, self.depth_thermal = depth_visible, depth_thermal
+
+    def __call__(self, fused, visible, infrared) -> dict[str, torch.Tensor]:
+        c = self.cfg
+        yf, yv = luma(fused), luma(visible)
+        terms = {
+            "intensity": c.intensity_weight * F.l1_loss(fused, torch.maximum(visible, infrared.expand_as(visible))),
+            "gradient": c.gradient_weight * F.l1_loss(sobel_magnitude(yf), torch.maximum(sobel_magnitude(yv), sobel_magnitude(infrared))),
+            "ssim": c.ssim_weight * (1 - 0.5 * (ssim_map(yf, yv).mean() + ssim_map(yf, infrared).mean())),
+            "color": c.color_weight * F.l1_loss(chroma(fused), chroma(visible)),
+        }
+        if c.depth_weight > 0 and self.depth_visible is not None and self.depth_thermal is not None:
+            with torch.no_grad():
+                ref_v = depth_of(self.depth_visible, visible)
+                ref_t = depth_of(self.depth_thermal, infrared)
+            dv = (torch.log(depth_of(self.depth_visible, fused)) - torch.log(ref_v)).abs().mean()
+            dt = (torch.log(depth_of(self.depth_thermal, yf)) - torch.log(ref_t)).abs().mean()
+            terms["depth"] = c.depth_weight * (dv + dt)
+        terms["total"] = sum(terms.values())
+        return terms
+
+
+# --- the fusion networks ---------------------------------------------------------------------
+def scene_captions(folder: PairedFolder, depth_visible, depth_thermal, progress: bool = True) -> list[str]:
+    """One depth-informed caption per pair (whole image), as the node would caption it."""
+    from tqdm import tqdm
+
+    from ldf_ros.runtime.caption import make_caption
+    from ldf_ros.runtime.depth import DepthPredictor
+
+    pv = DepthPredictor(depth_visible) if depth_visible is not None else None
+    pt = DepthPredictor(depth_thermal) if depth_thermal is not None else None
+    captions = []
+    for i in tqdm(range(len(folder)), desc="captions", disable=not progress):
+        vi, ir = folder.load(i)
+        ir01 = ir.astype(np.float32) / (255.0 if ir.dtype == np.uint8 else 65535.0)
+        captions.append(make_caption(vi, ir01, pv(vi) if pv else None, pt(ir01) if pt else None))
+    return captions
+
+
+def build_fusion_training(cfg: FusionTrainConfig, device: str):
+    """(model, frozen depth branches, cached text encoder, frozen teacher or None)."""
+    from ldf_ros.models.depth_net import load_depth_net
+    from ldf_ros.models.diffusion import load_denoiser
+    from ldf_ros.models.fusion_net import FusionNet, FusionNetConfig
+    from ldf_ros.models.text import CachedTextEncoder, make_text_encoder
+
+    from ldf_ros.config import resolve_path
+    text = CachedTextEncoder(make_text_encoder(cfg.text_encoder, cfg.clip_model, cfg.clip_checkpoint))
+    net_cfg = {"role": cfg.role, "text_dim": text.encoder.dim, "text_encoder": text.encoder.name}
+    if cfg.role == "teacher":
+        denoiser = load_denoiser(resolve_path(cfg.denoiser))
+        model = FusionNet(FusionNetConfig(denoiser=denoiser.cfg.to_dict(), **net_cfg), denoiser=denoiser)
+    else:
+        model = FusionNet(FusionNetConfig(**net_cfg))
+    depths = []
+    for path, modality in ((cfg.depth_visible, "visible"), (cfg.depth_thermal, "thermal")):
+        net = load_depth_net(resolve_path(path), modality).to(device) if path else None
+        if net is not None:
+            for p in net.parameters():
+                p.requires_grad_(False)
+        depths.append(net)
+    teacher = None
+    if cfg.teacher:
+        from ldf_ros.runtime.learned_fusion import load_fusion_net
+        teacher = load_fusion_net(resolve_path(cfg.teacher), text.encoder).to(device).eval()
+    return model.to(device), depths[0], depths[1], text, teacher
+
+
+def train_fusion(cfg: FusionTrainConfig, resume: bool = True, progress: bool = True) -> Path:
+    from tqdm import tqdm
+
+    rank, world, device = init_distributed()
+    torch.manual_seed(cfg.seed + rank)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    net, dv, dt, text, teacher = build_fusion_training(cfg, device)
+    folder = PairedFolder.from_root(cfg.data)
+    captions = scene_captions(folder, dv, dt, progress and rank == 0)
+    trainable = [p for p in net.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(trainable, lr=cfg.lr)
+    step, state_path = 0, out / "train_state.pt"
+    if resume and state_path.is_file():
+        state = load_training_state(state_path)
+        net.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        step = int(state["step"])
+    model = _wrap(net, world, device)
+    loss_fn = FusionLoss(cfg, dv, dt)
+    data = PairCrops(folder, cfg.crop, cfg.seed + rank, length=max(256, cfg.batch_size * world * 4))
+    log = RunLog(out, ["step", "seconds", "loss", "terms"], rank, step)
+    bar = tqdm(total=cfg.steps, initial=step, desc=f"fusion {cfg.role}", disable=not progress or rank != 0)
+    t0 = time.time()
+    while step < cfg.steps:
+        for batch in _loader(data, cfg.batch_size, world, rank, cfg.seed + step):
+            vis, ir = batch["visible"].to(device), batch["infrared"].to(device)
+            emb = text([captions[i] for i in batch["index"].tolist()]).to(device)
+            fused = model(vis, ir, emb)
+            terms = loss_fn(fused, vis, ir)
+            if teacher is not None and cfg.distill_weight > 0:
+                with torch.no_grad():
+                    target = teacher(vis, ir, emb)
+                terms["distill"] = cfg.distill_weight * F.l1_loss(fused, target)
+                terms["total"] = terms["total"] + terms["distill"]
+            opt.zero_grad(set_to_none=True)
+            terms["total"].backward()
+            opt.step()
+            step += 1
+            bar.update(1)
+            bar.set_postfix(loss=f"{terms['total'].item():.4f}")
+            log.row([step, f"{time.time() - t0:.1f}", f"{terms['total'].item():.5f}",
+                     " ".join(f"{k}={v.item():.4f}" for k, v in terms.items() if k != "total")])
+            if rank == 0 and (step % cfg.val_every == 0 or step == cfg.steps):
+                save_training_state(state_path, {"model": net.state_dict(), "optimizer": opt.state_dict(), "step": step})
+                save_fusion_checkpoint(net, out / "model.safetensors", text.identity, step=step, train_config=asdict(cfg),
+                                       world_size=world)
+            if step >= cfg.steps:
+                break
+    bar.close()
+    log.close()
+    if world > 1:
+        torch.distributed.barrier()
+    return out / "model.safetensors"
+
+
+def save_fusion_checkpoint(net, path: Path, text_identity: dict, **provenance) -> Path:
+    """A self-contained fusion checkpoint: the teacher's frozen denoiser (1.4 M parameters) is
+    stored with its head, and the text encoder's identity (never its weights) is recorded."""
+    return save_checkpoint(path, net, "fusion", net.cfg.to_dict() | {"text": text_identity}, **provenance)
