@@ -1,6 +1,6 @@
 """One configuration schema for the node and the CLI tools.
 
-`config/fusion.yaml` is a ROS 2 parameters file (``ldf_fusion: ros__parameters: ...``).
+`config/fusion.yaml` is a ROS 2 parameters file (``/**/ldf_fusion: ros__parameters: ...``, any namespace).
 The node declares every field below as a ROS parameter (nested sections become dotted
 names such as ``sync.slop_s``), and the CLI tools read the same file through
 :func:`load_config`. Every value is checked here, once: unknown keys, wrong types and
@@ -263,7 +263,7 @@ def load_config(path: str | Path | None = None, overrides: Mapping[str, Any] | N
 def _unwrap_ros_parameters(raw: Any, path: Path) -> dict[str, Any]:
     if not isinstance(raw, dict):
         raise ConfigError(f"config file {path}: expected a mapping at the top level")
-    for node_key in (NODE_NAME, f"/{NODE_NAME}", "/**"):
+    for node_key in (f"/**/{NODE_NAME}", NODE_NAME, f"/{NODE_NAME}", "/**"):
         node = raw.get(node_key)
         if isinstance(node, dict) and "ros__parameters" in node:
             return node["ros__parameters"] or {}

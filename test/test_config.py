@@ -22,7 +22,7 @@ def test_shipped_file_loads_and_matches_defaults():
     assert isinstance(cfg, FusionConfig)
     # The shipped file spells out every parameter, with the schema's defaults.
     assert config_to_flat(cfg) == config_to_flat(FusionConfig())
-    raw = yaml.safe_load(SHIPPED.read_text())["ldf_fusion"]["ros__parameters"]
+    raw = yaml.safe_load(SHIPPED.read_text())["/**/ldf_fusion"]["ros__parameters"]
     assert {f"{s}.{k}" for s, sec in raw.items() for k in sec} == set(config_to_flat(cfg))
 
 

@@ -24,6 +24,7 @@ import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 from rclpy.qos import QoSHistoryPolicy, QoSProfile, QoSReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
@@ -97,7 +98,9 @@ class FusionNode(Node):
         self._make_publishers()
         self._make_subscriptions()
         if self.cfg.outputs.diagnostics:
-            self.create_timer(self.cfg.outputs.diagnostics_period_s, self._publish_diagnostics)
+            # steady clock: with use_sim_time a paused /clock must not silence the diagnostics
+            self.create_timer(self.cfg.outputs.diagnostics_period_s, self._publish_diagnostics,
+                              clock=Clock(clock_type=ClockType.STEADY_TIME))
         self._worker = threading.Thread(target=self._work, name="ldf_fusion_worker", daemon=True)
         self._worker.start()
         self.get_logger().info(
@@ -119,7 +122,8 @@ class FusionNode(Node):
         return config_from_flat({k: self.get_parameter(k).value for k in defaults})
 
     def _log(self, level: str, msg: str) -> None:
-        getattr(self.get_logger(), level if level in ("info", "warn", "error") else "info")(msg)
+        levels = {"info": "info", "warn": "warning", "warning": "warning", "error": "error"}
+        getattr(self.get_logger(), levels.get(level, "info"))(msg)
 
     def _log_once(self, key: str, level: str, msg: str) -> None:
         if key not in self._logged:
