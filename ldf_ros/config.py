@@ -50,7 +50,7 @@ class SyncConfig:
 @dataclass(frozen=True)
 class ModelConfig:
     variant: str = _spec("student", doc="fusion model variant", choices=["student", "teacher", "classical"])
-    fusion_weights: str = _spec("models/fusion_student.safetensors", doc="fusion checkpoint (relative paths: package share)")
+    fusion_weights: str = _spec("", doc="fusion checkpoint; empty: models/fusion_<variant>.safetensors (relative paths: package share)")
     depth_visible_weights: str = _spec("models/depth_visible_student.safetensors", doc="visible depth checkpoint")
     depth_thermal_weights: str = _spec("models/depth_thermal_student.safetensors", doc="thermal depth checkpoint")
     text_encoder: str = _spec("minilm", doc="caption encoder", choices=["minilm", "open_clip", "none"])

@@ -24,7 +24,7 @@ def load_fusion_backend(cfg: FusionConfig, device: str):
     """(backend, problem): problem is None, or the message explaining a fallback to classical."""
     if cfg.model.variant == "classical":
         return ClassicalFusion(), None
-    path = resolve_path(cfg.model.fusion_weights)
+    path = resolve_path(cfg.model.fusion_weights or f"models/fusion_{cfg.model.variant}.safetensors")
     try:
         from ldf_ros.runtime.learned_fusion import LearnedFusion
         return LearnedFusion.from_checkpoint(path, cfg, device), None

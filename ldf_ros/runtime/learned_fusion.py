@@ -36,7 +36,10 @@ class LearnedFusion:
     def from_checkpoint(path, cfg, device: str) -> "LearnedFusion":
         m = cfg.model
         text = CachedTextEncoder(make_text_encoder(m.text_encoder, m.clip_model, m.clip_checkpoint, device))
-        return LearnedFusion(load_fusion_net(path, text.encoder), text, device, cfg.runtime.fp16)
+        net = load_fusion_net(path, text.encoder)
+        if net.cfg.role != m.variant:
+            raise CheckpointError(f"{path}: is a {net.cfg.role} fusion checkpoint, but model.variant is {m.variant!r}")
+        return LearnedFusion(net, text, device, cfg.runtime.fp16)
 
     @torch.inference_mode()
     def __call__(self, rgb: np.ndarray, thermal01: np.ndarray, caption: str = "") -> np.ndarray:
