@@ -1,0 +1,43 @@
+"""`ldf-ros fuse` and `ldf-ros eval depth` end to end on small inputs."""
+import cv2
+import numpy as np
+
+from ldf_ros.cli import main
+
+
+def test_fuse_writes_one_color_png_per_pair(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    for d in ("vi", "ir"):
+        (tmp_path / d).mkdir()
+    for name in ("a", "b"):
+        cv2.imwrite(str(tmp_path / "vi" / f"{name}.png"), rng.integers(0, 255, (50, 70, 3), dtype=np.uint8))
+        cv2.imwrite(str(tmp_path / "ir" / f"{name}.png"), rng.integers(0, 255, (50, 70), dtype=np.uint8))
+    cfg = tmp_path / "p.yaml"
+    cfg.write_text("/**/ldf_fusion:\n  ros__parameters:\n    model: {depth_visible_weights: none.safetensors, "
+                   "depth_thermal_weights: none.safetensors}\n")
+    assert main(["fuse", "--vi", str(tmp_path / "vi"), "--ir", str(tmp_path / "ir"), "--out", str(tmp_path / "out"),
+                 "--variant", "classical", "--caption", "--config", str(cfg)]) == 0
+    out = cv2.imread(str(tmp_path / "out" / "a.png"))
+    assert out.shape == (50, 70, 3)
+    assert (tmp_path / "out" / "b_caption.txt").read_text().count(";") == 2
+    assert main(["fuse", "--vi", str(tmp_path / "vi"), "--ir", str(tmp_path / "nope"), "--out", str(tmp_path / "o2"),
+                 "--variant", "classical"]) == 2
+    assert "nope" in capsys.readouterr().err
+
+
+def test_eval_depth_on_a_synth_folder(tmp_path, capsys):
+    import torch
+
+    from ldf_ros.models.checkpoint import save_checkpoint
+    from ldf_ros.models.depth_net import DepthNet, student_config
+    torch.manual_seed(0)
+    paths = []
+    for m in ("visible", "thermal"):
+        net = DepthNet(student_config(m))
+        paths.append(str(save_checkpoint(tmp_path / f"{m}.safetensors", net, "depth", net.cfg.to_dict())))
+    assert main(["synth", "--out", str(tmp_path / "s"), "--frames", "1", "--conditions", "night"]) == 0
+    assert main(["eval", "depth", "--models", ",".join(paths), "--data", str(tmp_path / "s"),
+                 "--out", str(tmp_path / "r")]) == 0
+    text = capsys.readouterr().out
+    assert "| night | visible_student |" in text and "| night | blend |" in text
+    assert (tmp_path / "r" / "panel_night.png").is_file() and (tmp_path / "r" / "metrics.csv").is_file()
