@@ -110,3 +110,13 @@ def test_blend_follows_the_reliable_branch():
     dv, dt = np.full((64, 64), 10.0, np.float32), np.full((64, 64), 20.0, np.float32)
     np.testing.assert_allclose(blend_depths(dv, dt, dark), 20.0, rtol=1e-5)
     assert blend_depths(dv, dt, bright)[32, 32] < 12.0
+
+
+def test_blend_uses_visible_outside_the_thermal_field_of_view():
+    dark = np.zeros((32, 32, 3), np.uint8)
+    dv, dt = np.full((32, 32), 10.0, np.float32), np.full((32, 32), 20.0, np.float32)
+    valid = np.zeros((32, 32), bool)
+    valid[:, 16:] = True
+    out = blend_depths(dv, dt, dark, valid)
+    np.testing.assert_allclose(out[:, :16], 10.0, rtol=1e-5)
+    np.testing.assert_allclose(out[:, 16:], 20.0, rtol=1e-5)

@@ -151,3 +151,20 @@ def test_pairing_agrees_with_message_filters():
 
 def _ns(msg) -> int:
     return msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+
+
+def test_pipeline_normalizes_thermal_before_registration():
+    """The zero-filled area outside the thermal field of view must not skew the AGC."""
+    from ldf_ros.config import load_config
+    from ldf_ros.runtime.pipeline import FusionPipeline
+
+    cfg = load_config(None, {"model.variant": "classical", "outputs.depth": False, "outputs.points": False,
+                             "model.depth_visible_weights": "none", "model.depth_thermal_weights": "none",
+                             "registration.mode": "homography",
+                             "registration.homography": [0.5, 0, 80, 0, 0.5, 64, 0, 0, 1]})
+    pipe = FusionPipeline(cfg)
+    thermal = np.linspace(29000, 31000, 256 * 320).reshape(256, 320).astype(np.uint16)
+    res = pipe.process(np.zeros((256, 320, 3), np.uint8), thermal, None, None)
+    inside = res.thermal_registered[64:192, 80:240]
+    assert inside.min() < 0.05 and inside.max() > 0.95 and abs(float(inside.mean()) - 0.5) < 0.05
+    assert res.thermal_registered[:60].max() == 0

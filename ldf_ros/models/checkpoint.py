@@ -31,6 +31,7 @@ def save_checkpoint(path: str | Path, model: nn.Module, kind: str, config: dict,
             "provenance": json.dumps(provenance, default=str)}
     tmp = path.with_name(path.name + ".tmp")
     save_file(tensors, str(tmp), metadata=meta)
+    tmp.chmod(0o644)   # weights are data to share, not secrets
     tmp.replace(path)
     return path
 

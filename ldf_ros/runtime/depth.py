@@ -67,9 +67,14 @@ def visible_reliability(visible: np.ndarray, window: int = 15) -> np.ndarray:
     return cv2.blur(bright * contrast, (window, window))
 
 
-def blend_depths(depth_visible: np.ndarray, depth_thermal: np.ndarray, visible: np.ndarray) -> np.ndarray:
-    """Log-depth blend of the two branches weighted by the visible image's reliability."""
+def blend_depths(depth_visible: np.ndarray, depth_thermal: np.ndarray, visible: np.ndarray,
+                 thermal_valid: np.ndarray | None = None) -> np.ndarray:
+    """Log-depth blend of the two branches weighted by the visible image's reliability;
+    only the visible branch where the thermal camera does not see (or its depth is invalid)."""
     w = visible_reliability(visible)
+    thermal_ok = np.isfinite(depth_thermal) if thermal_valid is None else thermal_valid & np.isfinite(depth_thermal)
+    w = np.where(thermal_ok, w, 1.0)
+    depth_thermal = np.where(thermal_ok, depth_thermal, 1.0)
     with np.errstate(invalid="ignore", divide="ignore"):
         out = np.exp(w * np.log(depth_visible) + (1.0 - w) * np.log(depth_thermal))
     return out.astype(np.float32)

@@ -1,7 +1,7 @@
 """The ROS-free fusion pipeline: numpy images in, fused image, depth, point cloud and
 caption out, with the time each stage took.
 
-    register -> normalize -> depth (both branches) -> caption -> fusion -> point cloud
+    normalize -> register -> depth (both branches) -> caption -> fusion -> point cloud
 
 The node (`ldf_ros.ros.fusion_node`) only converts messages and calls :meth:`FusionPipeline.process`;
 `ldf-ros` tools call it the same way, so what is evaluated is what runs on the robot.
@@ -129,25 +129,29 @@ class FusionPipeline:
             k_thermal = np.asarray(self.cfg.registration.thermal_k, dtype=np.float64).reshape(3, 3)
         timings: dict[str, float] = {}
         h, w = rgb.shape[:2]
-        with _timed(timings, "register"):
-            try:
-                registered, valid = self.registration(thermal, (w, h), k_rgb, k_thermal)
-            except ValueError as exc:
-                raise InputError(f"registration failed: {exc}") from exc
+        # normalize on the camera's own pixels first: after registration, the area the thermal
+        # camera does not see is zero-filled and would drag the AGC percentiles down
         with _timed(timings, "normalize"):
             try:
-                thermal01 = normalize_thermal(registered, self.thermal_norm)
+                normalized = normalize_thermal(thermal, self.thermal_norm)
             except ValueError as exc:
                 raise InputError(str(exc)) from exc
-            thermal01[~valid] = 0.0
+        with _timed(timings, "register"):
+            try:
+                thermal01, valid = self.registration(normalized, (w, h), k_rgb, k_thermal)
+            except ValueError as exc:
+                raise InputError(f"registration failed: {exc}") from exc
+            thermal01 = np.where(valid, thermal01, np.float32(0.0)).astype(np.float32, copy=False)
         with _timed(timings, "depth"):
             d_vis = self.depth_visible(rgb) if self.depth_visible is not None else None
             d_th = self.depth_thermal(thermal01) if self.depth_thermal is not None else None
+            if d_th is not None:
+                d_th[~valid] = np.nan          # outside the thermal field of view there is no thermal depth
         with _timed(timings, "caption"):
             caption = make_caption(rgb, thermal01, d_vis, d_th)
         with _timed(timings, "fusion"):
             fused = self.fusion(rgb, thermal01, caption)
-        depth = self._published_depth(d_vis, d_th, rgb, fused, timings)
+        depth = self._published_depth(d_vis, d_th, rgb, fused, valid, timings)
         xyz = colors = None
         if depth is not None and self.cfg.outputs.points:
             with _timed(timings, "pointcloud"):
@@ -155,7 +159,7 @@ class FusionPipeline:
                 xyz, colors = depth_to_pointcloud(depth, k_rgb, fused, pc.stride, pc.min_range_m, pc.max_range_m)
         return FusionResult(fused, depth, xyz, colors, caption, thermal01, timings)
 
-    def _published_depth(self, d_vis, d_th, rgb, fused, timings) -> np.ndarray | None:
+    def _published_depth(self, d_vis, d_th, rgb, fused, thermal_valid, timings) -> np.ndarray | None:
         """The depth the node publishes, per runtime.depth_source (falls back to what exists)."""
         from ldf_ros.runtime.depth import blend_depths
 
@@ -170,7 +174,7 @@ class FusionPipeline:
             elif source == "thermal" and d_th is not None:
                 depth = d_th
             elif d_vis is not None and d_th is not None:
-                depth = blend_depths(d_vis, d_th, rgb)
+                depth = blend_depths(d_vis, d_th, rgb, thermal_valid)
             else:
                 depth = d_vis if d_vis is not None else d_th
         return depth
