@@ -257,37 +257,36 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train_parser(sub, name: str, help_text: str) -> argparse.ArgumentParser:
+    """A `train` subcommand with the flags every training run shares (they override the YAML)."""
+    p = sub.add_parser(name, help=help_text)
+    p.add_argument("--config", default=None, help=f"training YAML (config/train_{name}.yaml)")
+    p.add_argument("--steps", type=int)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--threads", type=int)
+    p.add_argument("--out", help="run folder")
+    p.add_argument("--restart", action="store_true", help="ignore a saved training state in the run folder")
+    p.set_defaults(func=cmd_train)
+    return p
+
+
 def _setup_train(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="what", metavar="WHAT")
     sub.required = True
-    d = sub.add_parser("depth", help="train a visible or thermal depth network (teacher or student)")
-    d.add_argument("--config", default=None, help="training YAML (config/train_depth.yaml)")
+    d = _train_parser(sub, "depth", "train a visible or thermal depth network (teacher or student)")
     d.add_argument("--modality", choices=["visible", "thermal"])
     d.add_argument("--role", choices=["teacher", "student"])
     d.add_argument("--teacher", help="teacher checkpoint to distil from (students)")
-    d.add_argument("--steps", type=int)
-    d.add_argument("--seed", type=int)
-    d.add_argument("--threads", type=int)
-    d.add_argument("--out", help="run folder")
-    d.add_argument("--restart", action="store_true", help="ignore a saved training state in the run folder")
-    d.set_defaults(func=cmd_train)
     for name, help_text in (("diffusion", "train the 4-channel DDPM denoiser (self-supervised)"),
                             ("fusion", "train the fusion head (teacher) or the single-pass student")):
-        f = sub.add_parser(name, help=help_text)
-        f.add_argument("--config", default=None, help=f"training YAML (config/train_{name}.yaml)")
+        f = _train_parser(sub, name, help_text)
         f.add_argument("--data", help="paired training folder (vi/ + ir/)")
-        f.add_argument("--steps", type=int)
-        f.add_argument("--seed", type=int)
-        f.add_argument("--threads", type=int)
-        f.add_argument("--out", help="run folder")
-        f.add_argument("--restart", action="store_true", help="ignore a saved training state in the run folder")
         if name == "fusion":
             f.add_argument("--role", choices=["teacher", "student"])
             f.add_argument("--teacher", help="fusion teacher checkpoint (student distillation)")
             f.add_argument("--denoiser", help="denoiser checkpoint (teacher)")
         else:
             f.set_defaults(role=None, teacher=None, denoiser=None)
-        f.set_defaults(func=cmd_train)
 
 
 def cmd_replay(args: argparse.Namespace) -> int:

@@ -240,18 +240,22 @@ def parameter_docs() -> dict[str, str]:
             for s, cls in SECTIONS.items() for f in fields(cls)}
 
 
+def read_yaml(path: str | Path) -> Any:
+    """A YAML file's contents; missing or unparsable files raise ConfigError naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path}: not found")
+    try:
+        return yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path}: not valid YAML ({exc})") from exc
+
+
 def load_config(path: str | Path | None = None, overrides: Mapping[str, Any] | None = None) -> FusionConfig:
     """Read a ROS 2 parameters YAML (or plain sections) and apply dotted overrides."""
     data: dict[str, Any] = {}
     if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"config file {path}: not found")
-        try:
-            raw = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"config file {path}: not valid YAML ({exc})") from exc
-        data = _unwrap_ros_parameters(raw, path)
+        data = _unwrap_ros_parameters(read_yaml(path), Path(path))
     flat = config_to_flat(config_from_dict(data))
     for key, value in (overrides or {}).items():
         if key not in flat:
@@ -327,15 +331,7 @@ class DepthTrainConfig:
 
 def load_section_yaml(path: str | Path | None, name: str, cls: type, overrides: Mapping[str, Any] | None = None):
     """A training config from YAML (top-level keys of `cls`) plus overrides, validated."""
-    data: dict[str, Any] = {}
-    if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"config file {path}: not found")
-        try:
-            data = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"config file {path}: not valid YAML ({exc})") from exc
+    data = read_yaml(path) if path is not None else {}
     return build_section(name, cls, {**data, **{k: v for k, v in (overrides or {}).items() if v is not None}})
 
 

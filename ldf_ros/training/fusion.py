@@ -66,6 +66,16 @@ def _wrap(model, world: int, device: str):
     return model
 
 
+def _resume(state_path: Path, net, opt) -> int:
+    """Restore model and optimizer from a run folder's state; the step to continue from (0: fresh)."""
+    if not state_path.is_file():
+        return 0
+    state = load_training_state(state_path)
+    net.load_state_dict(state["model"])
+    opt.load_state_dict(state["optimizer"])
+    return int(state["step"])
+
+
 def _loader(data: Dataset, batch: int, world: int, rank: int, seed: int) -> DataLoader:
     sampler = torch.utils.data.DistributedSampler(data, world, rank, shuffle=True, seed=seed) if world > 1 else None
     return DataLoader(data, batch_size=batch, shuffle=sampler is None, sampler=sampler, drop_last=True,
@@ -111,12 +121,8 @@ def train_diffusion(cfg: DiffusionTrainConfig, resume: bool = True, progress: bo
     net = UNetDenoiser(DenoiserConfig(base=cfg.base)).to(device)
     sched = NoiseSchedule(net.cfg.schedule_steps)
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr)
-    step, state_path = 0, out / "train_state.pt"
-    if resume and state_path.is_file():
-        state = load_training_state(state_path)
-        net.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        step = int(state["step"])
+    state_path = out / "train_state.pt"
+    step = _resume(state_path, net, opt) if resume else 0
     model = _wrap(net, world, device)
     data = PairCrops(PairedFolder.from_root(cfg.data), cfg.crop, cfg.seed + rank, length=max(512, cfg.batch_size * world * 4))
     log = RunLog(out, ["step", "seconds", "loss"], rank, step)
@@ -253,12 +259,8 @@ def train_fusion(cfg: FusionTrainConfig, resume: bool = True, progress: bool = T
     captions = scene_captions(folder, dv, dt, progress and rank == 0)
     trainable = [p for p in net.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(trainable, lr=cfg.lr)
-    step, state_path = 0, out / "train_state.pt"
-    if resume and state_path.is_file():
-        state = load_training_state(state_path)
-        net.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        step = int(state["step"])
+    state_path = out / "train_state.pt"
+    step = _resume(state_path, net, opt) if resume else 0
     model = _wrap(net, world, device)
     loss_fn = FusionLoss(cfg, dv, dt)
     data = PairCrops(folder, cfg.crop, cfg.seed + rank, length=max(256, cfg.batch_size * world * 4))
