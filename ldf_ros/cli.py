@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Callable
 
 from ldf_ros.config import ConfigError, config_to_flat, default_config_path, load_config, parameter_docs
@@ -123,11 +124,18 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from ldf_ros.evaluation.fusion_report import evaluate_folder, markdown_table, write_report
     from ldf_ros.runtime.classical_fusion import BASELINES
 
-    names = [m.strip() for m in args.methods.split(",") if m.strip()]
-    unknown = [m for m in names if m not in BASELINES and m not in ("student", "teacher")]
-    if unknown:
-        raise ValueError(f"unknown method {unknown[0]!r}; available: {', '.join(BASELINES)}, student, teacher")
-    methods = {m: BASELINES[m] if m in BASELINES else _learned_fusion_fn(m, args.config) for m in names}
+    methods = {}
+    for item in (m.strip() for m in args.methods.split(",") if m.strip()):
+        name, _, path = item.partition("=")
+        if path:
+            methods[name] = _checkpoint_fusion_fn(path, args.config)
+        elif name in BASELINES:
+            methods[name] = BASELINES[name]
+        elif name in ("student", "teacher"):
+            methods[name] = _learned_fusion_fn(name, args.config)
+        else:
+            raise ValueError(f"unknown method {name!r}; available: {', '.join(BASELINES)}, student, teacher, NAME=CHECKPOINT")
+    names = list(methods)
     folder = PairedFolder(args.vi, args.ir)
     rows = evaluate_folder(folder, methods)
     summary = write_report(rows, folder, methods, args.out, rank_method=names[-1])
@@ -156,21 +164,30 @@ def cmd_eval_depth(args: argparse.Namespace) -> int:
     return 0
 
 
-def _pair_pipeline(variant: str, config: str | None, depth: bool = False):
+def _pair_pipeline(variant: str, config: str | None, overrides: dict | None = None, depth: bool = False):
     """The node's pipeline for pre-aligned image pairs (registration identity)."""
     from ldf_ros.runtime.pipeline import FusionPipeline
     cfg = load_config(config or default_config_path(),
                       {"model.variant": variant, "registration.mode": "identity", "outputs.depth": depth,
-                       "outputs.points": False, "runtime.warmup_runs": 0})
+                       "outputs.points": False, "runtime.warmup_runs": 0, **(overrides or {})})
     pipe = FusionPipeline(cfg, log=lambda level, msg: print(f"[{level}] {msg}", file=sys.stderr))
     if pipe.variant != variant:
         raise ValueError(f"fusion variant {variant!r} could not be loaded: {'; '.join(pipe.problems)}")
     return pipe
 
 
-def _learned_fusion_fn(variant: str, config: str | None):
-    pipe = _pair_pipeline(variant, config)
+def _learned_fusion_fn(variant: str, config: str | None, overrides: dict | None = None):
+    pipe = _pair_pipeline(variant, config, overrides)
     return lambda vi, ir: pipe.process(vi, ir, None, None).fused
+
+
+def _checkpoint_fusion_fn(path: str, config: str | None):
+    """Any fusion checkpoint (a run's snapshot, an ablation): its role and text encoder come
+    from the checkpoint itself, everything else from the parameters file."""
+    from ldf_ros.models.checkpoint import read_checkpoint
+    _, net_cfg, _ = read_checkpoint(path, "fusion")
+    return _learned_fusion_fn(net_cfg["role"], config, {"model.fusion_weights": str(Path(path).resolve()),
+                                                         "model.text_encoder": net_cfg["text"]["encoder"]})
 
 
 def cmd_fuse(args: argparse.Namespace) -> int:
@@ -219,7 +236,7 @@ def _setup_eval(p: argparse.ArgumentParser) -> None:
     f.add_argument("--vi", type=Path, required=True, help="folder of visible images")
     f.add_argument("--ir", type=Path, required=True, help="folder of infrared images (same file names)")
     f.add_argument("--out", type=Path, default=Path("out/eval_fusion"), help="report folder")
-    f.add_argument("--methods", default="average,max,laplacian", help="comma list: average,max,laplacian,student,teacher")
+    f.add_argument("--methods", default="average,max,laplacian", help="comma list of average, max, laplacian, student, teacher, NAME=CHECKPOINT")
     f.add_argument("--config", default=None, help="parameters file for student/teacher (model files)")
     f.set_defaults(func=cmd_eval)
     d = sub.add_parser("depth", help="depth metrics per condition (AbsRel, SqRel, RMSE, RMSE log, deltas)")
@@ -245,7 +262,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         cfg = load_section_yaml(args.config, "fusion", FusionTrainConfig,
                                 {"role": args.role, "steps": args.steps, "seed": args.seed, "out": args.out,
                                  "threads": args.threads, "data": args.data, "teacher": args.teacher,
-                                 "denoiser": args.denoiser})
+                                 "denoiser": args.denoiser, "text_encoder": args.text_encoder,
+                                 "depth_weight": args.depth_weight})
         print(f"wrote {train_fusion(cfg, resume=not args.restart)}")
     if args.what == "depth":
         from ldf_ros.training.depth import train_depth
@@ -285,6 +303,9 @@ def _setup_train(p: argparse.ArgumentParser) -> None:
             f.add_argument("--role", choices=["teacher", "student"])
             f.add_argument("--teacher", help="fusion teacher checkpoint (student distillation)")
             f.add_argument("--denoiser", help="denoiser checkpoint (teacher)")
+            f.add_argument("--text-encoder", choices=["minilm", "open_clip", "none"],
+                           help="caption encoder (none: the no-text-guidance ablation)")
+            f.add_argument("--depth-weight", type=float, help="depth-driven loss weight (0: its ablation)")
         else:
             f.set_defaults(role=None, teacher=None, denoiser=None)
 

@@ -357,7 +357,7 @@ class FusionTrainConfig:
 
     role: str = _spec("teacher", doc="teacher: head on diffusion features; student: single pass", choices=["teacher", "student"])
     data: str = _spec("../shared/datasets/roadscene/train", doc="paired folder (vi/ + ir/)")
-    val_data: str = _spec("../shared/datasets/roadscene/val", doc="paired folder for validation")
+    val_data: str = _spec("../shared/datasets/roadscene/val", doc="paired folder for validation every val_every steps (val.csv); empty: none")
     denoiser: str = _spec("out/train/diffusion/model.safetensors", doc="trained denoiser (teacher)")
     teacher: str = _spec("", doc="fusion teacher to distil from (student; empty: train on the losses alone)")
     depth_visible: str = _spec("models/depth_visible_student.safetensors", doc="visible depth branch (captions, depth loss)")
@@ -371,7 +371,7 @@ class FusionTrainConfig:
     lr: float = _spec(5e-4, doc="AdamW learning rate", lo=0.0, lo_open=True)
     seed: int = _spec(0, doc="seed", lo=0)
     threads: int = _spec(0, doc="torch CPU threads (0: default)", lo=0, hi=256)
-    intensity_weight: float = _spec(1.0, doc="per-channel L1 towards the stronger source", lo=0.0)
+    intensity_weight: float = _spec(1.0, doc="L1 of luminance towards the stronger source", lo=0.0)
     gradient_weight: float = _spec(1.0, doc="L1 of |grad Y| towards the stronger source gradient", lo=0.0)
     ssim_weight: float = _spec(0.5, doc="1 - SSIM to both sources", lo=0.0)
     color_weight: float = _spec(1.0, doc="L1 of CbCr towards the visible chroma", lo=0.0)

@@ -1,11 +1,18 @@
 #!/usr/bin/env bash
 # Train the shipped fusion models: the DDPM denoiser, the fusion teacher (head on diffusion
-# features, text-guided, depth-driven), the distilled single-pass student, and the two
-# ablations (no text guidance, no depth-driven loss). Runs resume where they stopped.
+# features, text-guided, depth-driven), the single-pass student distilled from it, and the
+# two ablations of the teacher (no text guidance, no depth-driven loss; 600 steps, compared
+# with the teacher's 600-step snapshot). Runs resume where they stopped.
+# Usage: bash scripts/train_fusion.sh [run folder root, default out/train]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=.venv/bin/ldf-ros
-$bin train diffusion --config config/train_diffusion.yaml
-$bin train fusion --config config/train_fusion.yaml --role teacher --out out/train/fusion_teacher
-$bin train fusion --config config/train_fusion.yaml --role student --teacher out/train/fusion_teacher/model.safetensors \
-     --out out/train/fusion_student
+root=${1:-out/train}
+cfg=config/train_fusion.yaml
+$bin train diffusion --config config/train_diffusion.yaml --out "$root/diffusion"
+$bin train fusion --config $cfg --role teacher --denoiser "$root/diffusion/model.safetensors" --out "$root/fusion_teacher"
+$bin train fusion --config $cfg --role student --teacher "$root/fusion_teacher/model.safetensors" --out "$root/fusion_student"
+$bin train fusion --config $cfg --role teacher --denoiser "$root/diffusion/model.safetensors" --steps 600 \
+     --text-encoder none --out "$root/fusion_teacher_no_text"
+$bin train fusion --config $cfg --role teacher --denoiser "$root/diffusion/model.safetensors" --steps 600 \
+     --depth-weight 0 --out "$root/fusion_teacher_no_depth_loss"

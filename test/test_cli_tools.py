@@ -41,3 +41,29 @@ def test_eval_depth_on_a_synth_folder(tmp_path, capsys):
     text = capsys.readouterr().out
     assert "| night | visible_student |" in text and "| night | blend |" in text
     assert (tmp_path / "r" / "panel_night.png").is_file() and (tmp_path / "r" / "metrics.csv").is_file()
+
+
+def test_eval_fusion_takes_any_checkpoint_with_its_own_text_encoder(tmp_path, capsys):
+    """Ablation checkpoints (here trained without text) are evaluated by path, side by side."""
+    import json
+
+    from ldf_ros.models.fusion_net import FusionNet, FusionNetConfig
+    from ldf_ros.models.text import NullTextEncoder
+    from ldf_ros.training.fusion import save_fusion_checkpoint
+
+    rng = np.random.default_rng(0)
+    for d in ("vi", "ir"):
+        (tmp_path / d).mkdir()
+    cv2.imwrite(str(tmp_path / "vi" / "a.png"), rng.integers(0, 255, (48, 64, 3), dtype=np.uint8))
+    cv2.imwrite(str(tmp_path / "ir" / "a.png"), rng.integers(0, 255, (48, 64), dtype=np.uint8))
+    net = FusionNet(FusionNetConfig(role="student", text_encoder="none", student_widths=(8, 16)))
+    ckpt = save_fusion_checkpoint(net, tmp_path / "no_text.safetensors", NullTextEncoder(384).identity)
+    cfg = tmp_path / "p.yaml"
+    cfg.write_text("/**/ldf_fusion:\n  ros__parameters:\n    model: {depth_visible_weights: none.safetensors, "
+                   "depth_thermal_weights: none.safetensors, text_encoder: minilm}\n")
+    assert main(["eval", "fusion", "--vi", str(tmp_path / "vi"), "--ir", str(tmp_path / "ir"), "--out",
+                 str(tmp_path / "r"), "--config", str(cfg), "--methods", f"average,no_text={ckpt}"]) == 0
+    assert set(json.loads((tmp_path / "r" / "summary.json").read_text())) == {"average", "no_text"}
+    assert main(["eval", "fusion", "--vi", str(tmp_path / "vi"), "--ir", str(tmp_path / "ir"), "--out",
+                 str(tmp_path / "r2"), "--methods", f"x={tmp_path / 'missing.safetensors'}"]) == 2
+    assert "missing.safetensors" in capsys.readouterr().err

@@ -15,7 +15,7 @@ from ldf_ros.models.depth_net import DepthNet, student_config
 from ldf_ros.models.fusion_net import FusionNet, FusionNetConfig
 from ldf_ros.models.text import CachedTextEncoder, NullTextEncoder
 from ldf_ros.runtime.learned_fusion import LearnedFusion, load_fusion_net
-from ldf_ros.training.fusion import FusionLoss, save_fusion_checkpoint
+from ldf_ros.training.fusion import FusionLoss, luma, save_fusion_checkpoint
 
 
 @pytest.fixture
@@ -29,13 +29,17 @@ def pair_folder(tmp_path):
     return tmp_path
 
 
-def test_fusion_losses_prefer_the_stronger_source():
+def test_fusion_losses_prefer_the_stronger_source_and_keep_visible_color():
     vis = torch.rand(2, 3, 32, 32) * 0.3
     ir = torch.rand(2, 1, 32, 32)
     loss = FusionLoss(FusionTrainConfig(depth_weight=0.0))
-    target = torch.maximum(vis, ir.expand_as(vis))
-    assert loss(target, vis, ir)["intensity"] < loss(vis, vis, ir)["intensity"]
-    assert loss(vis, vis, ir)["color"] == 0
+    y = luma(vis)
+    target = vis + (torch.maximum(y, ir) - y)          # luminance of the stronger source, visible chroma
+    assert loss(target, vis, ir)["intensity"].item() == pytest.approx(0.0, abs=1e-6)
+    assert loss(target, vis, ir)["color"].item() == pytest.approx(0.0, abs=1e-6)
+    assert loss(vis, vis, ir)["intensity"] > 0.05
+    gray = ir.expand_as(vis)                           # the infrared image alone loses the color
+    assert loss(gray, vis, ir)["color"] > loss(target, vis, ir)["color"] + 0.01
 
 
 def test_depth_driven_loss_is_zero_for_the_sources_themselves():
@@ -90,3 +94,21 @@ def test_torchrun_two_processes_train_the_denoiser(pair_folder, tmp_path):
     assert len(log) == 4                         # header + 3 steps, written by rank 0 only
     from ldf_ros.models.diffusion import load_denoiser
     assert load_denoiser(tmp_path / "run" / "model.safetensors").cfg.base == 8
+
+
+def test_fusion_training_validates_on_the_val_folder(pair_folder, tmp_path):
+    cfg = tmp_path / "f.yaml"
+    cfg.write_text(f"role: student\ndata: {pair_folder}\nval_data: {pair_folder}\ndepth_visible: ''\n"
+                   f"depth_thermal: ''\ntext_encoder: none\nbatch_size: 2\ncrop: 32\nsteps: 2\nval_every: 1\n")
+    proc = subprocess.run([sys.executable, "-m", "ldf_ros.cli", "train", "fusion", "--config", str(cfg),
+                           "--out", str(tmp_path / "run"), "--threads", "1"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    val = (tmp_path / "run" / "val.csv").read_text().splitlines()
+    assert val[0].split(",") == ["step", "EN", "SD", "SF", "AG", "MI", "SCD", "VIF", "Qabf", "SSIM"]
+    assert [row.split(",")[0] for row in val[1:]] == ["1", "2"]
+    assert sorted(p.name for p in (tmp_path / "run" / "snapshots").iterdir()) == ["step_000001.safetensors",
+                                                                                   "step_000002.safetensors"]
+    cfg.write_text(cfg.read_text().replace(f"val_data: {pair_folder}", f"val_data: {tmp_path / 'missing'}"))
+    proc = subprocess.run([sys.executable, "-m", "ldf_ros.cli", "train", "fusion", "--config", str(cfg),
+                           "--out", str(tmp_path / "run2")], capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0 and "val_data" in proc.stderr

@@ -172,7 +172,11 @@ def depth_of(net, image: torch.Tensor) -> torch.Tensor:
 
 
 class FusionLoss:
-    """Intensity, gradient, structure (SSIM), color fidelity and the depth-driven term."""
+    """Intensity, gradient, structure (SSIM), color fidelity and the depth-driven term.
+
+    Intensity and gradient act on luminance only and chroma is pulled to the visible image's:
+    a per-RGB-channel max target drags every channel towards the (gray) infrared and washes
+    the color out."""
 
     def __init__(self, cfg: FusionTrainConfig, depth_visible=None, depth_thermal=None):
         self.cfg = cfg
@@ -182,7 +186,7 @@ class FusionLoss:
         c = self.cfg
         yf, yv = luma(fused), luma(visible)
         terms = {
-            "intensity": c.intensity_weight * F.l1_loss(fused, torch.maximum(visible, infrared.expand_as(visible))),
+            "intensity": c.intensity_weight * F.l1_loss(yf, torch.maximum(yv, infrared)),
             "gradient": c.gradient_weight * F.l1_loss(sobel_magnitude(yf), torch.maximum(sobel_magnitude(yv), sobel_magnitude(infrared))),
             "ssim": c.ssim_weight * (1 - 0.5 * (ssim_map(yf, yv).mean() + ssim_map(yf, infrared).mean())),
             "color": c.color_weight * F.l1_loss(chroma(fused), chroma(visible)),
@@ -257,6 +261,10 @@ def train_fusion(cfg: FusionTrainConfig, resume: bool = True, progress: bool = T
     net, dv, dt, text, teacher = build_fusion_training(cfg, device)
     folder = PairedFolder.from_root(cfg.data)
     captions = scene_captions(folder, dv, dt, progress and rank == 0)
+    if cfg.val_data and not Path(cfg.val_data).is_dir():
+        raise ValueError(f"val_data: {cfg.val_data} is not a folder (set it to '' to train without validation)")
+    val_folder = PairedFolder.from_root(cfg.val_data) if cfg.val_data and rank == 0 else None
+    val_captions = scene_captions(val_folder, dv, dt, False) if val_folder else []
     trainable = [p for p in net.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(trainable, lr=cfg.lr)
     state_path = out / "train_state.pt"
@@ -288,8 +296,10 @@ def train_fusion(cfg: FusionTrainConfig, resume: bool = True, progress: bool = T
                      " ".join(f"{k}={v.item():.4f}" for k, v in terms.items() if k != "total")])
             if rank == 0 and (step % cfg.val_every == 0 or step == cfg.steps):
                 save_training_state(state_path, {"model": net.state_dict(), "optimizer": opt.state_dict(), "step": step})
-                save_fusion_checkpoint(net, out / "model.safetensors", text.identity, step=step, train_config=asdict(cfg),
-                                       world_size=world)
+                for path in (out / "model.safetensors", out / "snapshots" / f"step_{step:06d}.safetensors"):
+                    save_fusion_checkpoint(net, path, text.identity, step=step, train_config=asdict(cfg), world_size=world)
+                if val_folder is not None:
+                    _log_validation(out / "val.csv", step, validate_fusion(net, val_folder, val_captions, text, device))
             if step >= cfg.steps:
                 break
     bar.close()
@@ -297,6 +307,38 @@ def train_fusion(cfg: FusionTrainConfig, resume: bool = True, progress: bool = T
     if world > 1:
         torch.distributed.barrier()
     return out / "model.safetensors"
+
+
+def validate_fusion(net, folder: PairedFolder, captions: list[str], text, device: str, crop: int = 256) -> dict[str, float]:
+    """Mean of the nine fusion metrics on a center crop of every validation pair (the full
+    evaluation is `ldf-ros eval fusion`; crops keep a teacher's validation under a minute)."""
+    from ldf_ros.evaluation.fusion_metrics import fusion_metrics
+
+    was_training = net.training
+    net.eval()
+    rows = []
+    with torch.no_grad():
+        for i in range(len(folder)):
+            vi, ir = folder.load(i)
+            h, w = ir.shape[:2]
+            c = min(crop, h, w) // 8 * 8
+            y0, x0 = (h - c) // 2, (w - c) // 2
+            vi, ir = vi[y0:y0 + c, x0:x0 + c], ir[y0:y0 + c, x0:x0 + c]
+            v = torch.from_numpy(vi.transpose(2, 0, 1).copy()).float()[None].to(device) / 255
+            t = torch.from_numpy(ir.astype(np.float32)[None, None] / 255).to(device)
+            fused = net(v, t, text([captions[i]]).to(device))[0].clamp(0, 1)
+            rows.append(fusion_metrics((fused.permute(1, 2, 0).cpu().numpy() * 255 + 0.5).astype(np.uint8), vi, ir))
+    net.train(was_training)
+    return {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
+
+
+def _log_validation(path: Path, step: int, metrics: dict[str, float]) -> None:
+    new = not path.exists()
+    with open(path, "a", newline="") as fh:
+        writer = csv.writer(fh)
+        if new:
+            writer.writerow(["step"] + list(metrics))
+        writer.writerow([step] + [f"{v:.4f}" for v in metrics.values()])
 
 
 def save_fusion_checkpoint(net, path: Path, text_identity: dict, **provenance) -> Path:
