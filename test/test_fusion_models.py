@@ -100,3 +100,22 @@ def test_minilm_encoder_is_offline_and_normalized():
     from ldf_ros.models.text import MiniLMEncoder
     emb = CachedTextEncoder(MiniLMEncoder())(["a dark scene; no warm objects", "a bright scene; no warm objects"])
     assert emb.shape == (2, 384) and torch.allclose(emb.norm(dim=1), torch.ones(2), atol=1e-4)
+
+
+def test_luma_chroma_round_trip():
+    from ldf_ros.models.layers import chroma, luma, luma_chroma_to_rgb
+    rgb = torch.rand(2, 3, 8, 8)
+    assert torch.allclose(luma_chroma_to_rgb(luma(rgb), chroma(rgb)), rgb, atol=1e-5)
+
+
+@pytest.mark.parametrize("role", ["student", "teacher"])
+def test_untrained_fusion_keeps_the_visible_color(role):
+    """The output layer's chroma correction starts at zero: a fresh network recolors nothing."""
+    from ldf_ros.models.layers import chroma
+    torch.manual_seed(0)
+    net = FusionNet(FusionNetConfig(role=role, text_dim=8, student_widths=(8, 16)))
+    vis = 0.45 + 0.1 * torch.rand(1, 3, 32, 32)
+    fused = net(vis, torch.rand(1, 1, 32, 32), torch.randn(1, 8))
+    inside = ((fused > 0) & (fused < 1)).all(1, keepdim=True).expand(1, 2, 32, 32)
+    assert inside.float().mean() > 0.9
+    assert torch.allclose(chroma(fused)[inside], chroma(vis)[inside], atol=1e-5)

@@ -13,9 +13,10 @@ from ldf_ros.config import FusionTrainConfig
 from ldf_ros.models.checkpoint import CheckpointError
 from ldf_ros.models.depth_net import DepthNet, student_config
 from ldf_ros.models.fusion_net import FusionNet, FusionNetConfig
+from ldf_ros.models.layers import luma
 from ldf_ros.models.text import CachedTextEncoder, NullTextEncoder
 from ldf_ros.runtime.learned_fusion import LearnedFusion, load_fusion_net
-from ldf_ros.training.fusion import FusionLoss, luma, save_fusion_checkpoint
+from ldf_ros.training.fusion import FusionLoss, save_fusion_checkpoint
 
 
 @pytest.fixture

@@ -6,7 +6,9 @@ guided by a caption embedding through per-channel modulation, and the single-pas
   distilled from the teacher for onboard use (one forward pass, exportable).
 
 Inputs: visible RGB and infrared in [0, 1] on the same grid, (B, 3, H, W) and (B, 1, H, W).
-Output: fused RGB in [0, 1], same size as the visible input.
+Output: fused RGB in [0, 1], same size as the visible input. Both networks predict the fused
+luminance and a bounded correction of the visible image's chroma (zero at initialization), so
+the thermal contribution brightens and sharpens without recoloring the scene.
 """
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ldf_ros.models.diffusion import DenoiserConfig, DiffusionFeatures, UNetDenoiser
-from ldf_ros.models.layers import ConvBlock, ResBlock
+from ldf_ros.models.layers import ConvBlock, ResBlock, chroma, luma_chroma_to_rgb
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,25 @@ def modulate(x: torch.Tensor, film: tuple[torch.Tensor, torch.Tensor]) -> torch.
     return x * (1 + scale) + shift
 
 
+MAX_CHROMA_CORRECTION = 0.25
+
+
+def color_output(channels: int) -> nn.Conv2d:
+    """The last layer: (luminance logit, Cb and Cr corrections), corrections zero-initialized."""
+    conv = nn.Conv2d(channels, 3, 3, padding=1)
+    with torch.no_grad():
+        conv.weight[1:].zero_()
+        conv.bias[1:].zero_()
+    return conv
+
+
+def to_fused_rgb(out: torch.Tensor, visible: torch.Tensor) -> torch.Tensor:
+    """Output layer activations -> fused RGB: predicted luminance, visible chroma + correction."""
+    y = torch.sigmoid(out[:, :1])
+    cbcr = chroma(visible) + MAX_CHROMA_CORRECTION * torch.tanh(out[:, 1:])
+    return luma_chroma_to_rgb(y, cbcr).clamp(0, 1)
+
+
 class FusionHead(nn.Module):
     """Multi-scale diffusion features (coarsest first) + the input pair -> fused RGB."""
 
@@ -76,7 +97,7 @@ class FusionHead(nn.Module):
         self.proj = nn.ModuleList([nn.Conv2d(c, width, 1) for c in feature_channels])
         self.blocks = nn.ModuleList([ResBlock(width) for _ in feature_channels])
         self.film = TextModulation(text_dim, [width] * len(feature_channels))
-        self.out = nn.Sequential(ConvBlock(width + 4, width), nn.Conv2d(width, 3, 3, padding=1))
+        self.out = nn.Sequential(ConvBlock(width + 4, width), color_output(width))
 
     def forward(self, feats: list[torch.Tensor], visible, infrared, text) -> torch.Tensor:
         films = self.film(text)
@@ -86,7 +107,7 @@ class FusionHead(nn.Module):
             x = y if x is None else F.interpolate(x, size=y.shape[-2:], mode="bilinear", align_corners=False) + y
             x = block(modulate(x, film))
         x = F.interpolate(x, size=visible.shape[-2:], mode="bilinear", align_corners=False)
-        return torch.sigmoid(self.out(torch.cat([x, visible, infrared], 1)))
+        return to_fused_rgb(self.out(torch.cat([x, visible, infrared], 1)), visible)
 
 
 class StudentFusionNet(nn.Module):
@@ -104,7 +125,7 @@ class StudentFusionNet(nn.Module):
             self.dec.append(ConvBlock(prev + w, w))
             prev = w
         self.film = TextModulation(text_dim, [widths[-1]] + list(reversed(widths[:-1])))
-        self.out = nn.Conv2d(prev + 4, 3, 3, padding=1)
+        self.out = color_output(prev + 4)
 
     def forward(self, visible, infrared, text):
         x0 = torch.cat([visible, infrared], 1)
@@ -118,7 +139,7 @@ class StudentFusionNet(nn.Module):
             skip = skips[-2 - i]
             x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
             x = modulate(block(torch.cat([x, skip], 1)), films[i + 1])
-        return torch.sigmoid(self.out(torch.cat([x, x0], 1)))
+        return to_fused_rgb(self.out(torch.cat([x, x0], 1)), visible)
 
 
 class FusionNet(nn.Module):

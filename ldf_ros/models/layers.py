@@ -9,6 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ldf_ros.ops.color import CB_SCALE, CR_SCALE, LUMA_WEIGHTS
+
 
 class ConvBlock(nn.Module):
     """3x3 conv, group norm, SiLU: the unit every network here is built from."""
@@ -41,6 +43,26 @@ def _groups(ch: int) -> int:
 
 def upsample_to(x: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
     return F.interpolate(x, size=ref.shape[-2:], mode="bilinear", align_corners=False)
+
+
+def luma(rgb: torch.Tensor) -> torch.Tensor:
+    """(B, 3, H, W) RGB -> (B, 1, H, W) BT.601 luminance (the fusion metrics' Y)."""
+    wr, wg, wb = LUMA_WEIGHTS
+    return wr * rgb[:, 0:1] + wg * rgb[:, 1:2] + wb * rgb[:, 2:3]
+
+
+def chroma(rgb: torch.Tensor) -> torch.Tensor:
+    """(B, 3, H, W) RGB -> (B, 2, H, W) Cb, Cr centered at 0."""
+    y = luma(rgb)
+    return torch.cat([(rgb[:, 2:3] - y) * CB_SCALE, (rgb[:, 0:1] - y) * CR_SCALE], 1)
+
+
+def luma_chroma_to_rgb(y: torch.Tensor, cbcr: torch.Tensor) -> torch.Tensor:
+    """Inverse of (`luma`, `chroma`)."""
+    wr, wg, wb = LUMA_WEIGHTS
+    r = y + cbcr[:, 1:2] / CR_SCALE
+    b = y + cbcr[:, 0:1] / CB_SCALE
+    return torch.cat([r, (y - wr * r - wb * b) / wg, b], 1)
 
 
 def ssim_map(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

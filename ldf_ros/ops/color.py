@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import numpy as np
 
+LUMA_WEIGHTS = (0.299, 0.587, 0.114)
+CB_SCALE, CR_SCALE = 0.564, 0.713        # Cb = (B - Y) * CB_SCALE, Cr = (R - Y) * CR_SCALE
+
 
 def rgb_to_ycbcr(rgb: np.ndarray, scale: float = 255.0) -> np.ndarray:
     """(..., 3) RGB in [0, scale] -> YCbCr in the same scale, chroma centered at half scale.
@@ -12,9 +15,9 @@ def rgb_to_ycbcr(rgb: np.ndarray, scale: float = 255.0) -> np.ndarray:
     rgb = np.asarray(rgb, dtype=np.float64)
     half = 128.0 if scale > 1.0 else 0.5
     r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
-    y = 0.299 * r + 0.587 * g + 0.114 * b
-    cb = (b - y) * 0.564 + half
-    cr = (r - y) * 0.713 + half
+    y = LUMA_WEIGHTS[0] * r + LUMA_WEIGHTS[1] * g + LUMA_WEIGHTS[2] * b
+    cb = (b - y) * CB_SCALE + half
+    cr = (r - y) * CR_SCALE + half
     return np.stack([y, cb, cr], axis=-1)
 
 
@@ -22,9 +25,9 @@ def ycbcr_to_rgb(ycc: np.ndarray, scale: float = 255.0) -> np.ndarray:
     """Inverse of :func:`rgb_to_ycbcr`; `scale` is 255 or 1 (sets the chroma center)."""
     half = 128.0 if scale > 1.0 else 0.5
     y, cb, cr = ycc[..., 0], ycc[..., 1] - half, ycc[..., 2] - half
-    r = y + cr / 0.713
-    b = y + cb / 0.564
-    g = (y - 0.299 * r - 0.114 * b) / 0.587
+    r = y + cr / CR_SCALE
+    b = y + cb / CB_SCALE
+    g = (y - LUMA_WEIGHTS[0] * r - LUMA_WEIGHTS[2] * b) / LUMA_WEIGHTS[1]
     return np.stack([r, g, b], axis=-1)
 
 

@@ -20,7 +20,7 @@ from ldf_ros.config import DiffusionTrainConfig, FusionTrainConfig
 from ldf_ros.data.paired import PairedFolder, random_crop_flip
 from ldf_ros.models.checkpoint import load_training_state, save_checkpoint, save_training_state
 from ldf_ros.models.diffusion import DenoiserConfig, NoiseSchedule, UNetDenoiser
-from ldf_ros.models.layers import sobel_magnitude, ssim_map
+from ldf_ros.models.layers import chroma, luma, sobel_magnitude, ssim_map
 
 
 class PairCrops(Dataset):
@@ -155,15 +155,6 @@ def train_diffusion(cfg: DiffusionTrainConfig, resume: bool = True, progress: bo
 
 
 # --- fusion losses ---------------------------------------------------------------------------
-def luma(rgb: torch.Tensor) -> torch.Tensor:
-    return 0.299 * rgb[:, 0:1] + 0.587 * rgb[:, 1:2] + 0.114 * rgb[:, 2:3]
-
-
-def chroma(rgb: torch.Tensor) -> torch.Tensor:
-    y = luma(rgb)
-    return torch.cat([(rgb[:, 2:3] - y) * 0.564, (rgb[:, 0:1] - y) * 0.713], 1)
-
-
 def depth_of(net, image: torch.Tensor) -> torch.Tensor:
     """Differentiable metric depth of a frozen depth branch at its input size."""
     cfg = net.cfg
