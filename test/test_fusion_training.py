@@ -113,3 +113,23 @@ def test_fusion_training_validates_on_the_val_folder(pair_folder, tmp_path):
     proc = subprocess.run([sys.executable, "-m", "ldf_ros.cli", "train", "fusion", "--config", str(cfg),
                            "--out", str(tmp_path / "run2")], capture_output=True, text=True, timeout=300)
     assert proc.returncode != 0 and "val_data" in proc.stderr
+
+
+def test_fusion_training_is_deterministic_for_a_fixed_seed(pair_folder, tmp_path):
+    from safetensors.torch import load_file
+
+    from ldf_ros.training.fusion import train_fusion
+
+    def run(name: str, seed: int) -> dict:
+        cfg = FusionTrainConfig(role="student", data=str(pair_folder), val_data="", depth_visible="", depth_thermal="",
+                                text_encoder="none", batch_size=2, crop=32, steps=3, seed=seed, threads=1,
+                                out=str(tmp_path / name))
+        return load_file(str(train_fusion(cfg, resume=False, progress=False)))
+
+    threads = torch.get_num_threads()
+    try:
+        a, b, c = run("a", 0), run("b", 0), run("c", 1)
+    finally:
+        torch.set_num_threads(threads)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert any(not torch.equal(a[k], c[k]) for k in a)
