@@ -53,6 +53,25 @@ def test_depth_driven_loss_is_zero_for_the_sources_themselves():
     assert loss(torch.rand(1, 3, 64, 80), gray.expand(1, 3, 64, 80), gray)["depth"] > 0.001
 
 
+def test_depth_driven_loss_does_not_reach_the_chroma():
+    """Only the fused luminance goes through the depth branches: recoloring cannot lower the
+    depth term (it did, through the visible branch, and the fused images took false colors)."""
+    torch.manual_seed(0)
+    dv, dt = DepthNet(student_config("visible")).eval(), DepthNet(student_config("thermal")).eval()
+    loss = FusionLoss(FusionTrainConfig(depth_weight=1.0), dv, dt)
+    vis, ir = 0.3 + 0.4 * torch.rand(1, 3, 64, 80), torch.rand(1, 1, 64, 80)
+    fused = (0.3 + 0.4 * torch.rand(1, 3, 64, 80)).requires_grad_(True)
+    loss(fused, vis, ir)["depth"].backward()
+    grad = fused.grad
+    assert grad.abs().sum() > 0
+    per_pixel = grad.sum(1, keepdim=True)     # luminance changes move R, G, B alike
+    # d(loss)/d(rgb) must be proportional to the luma weights: g_c = w_c * g_Y
+    from ldf_ros.ops.color import LUMA_WEIGHTS
+    g_y = per_pixel / sum(LUMA_WEIGHTS)
+    expected = torch.cat([w * g_y for w in LUMA_WEIGHTS], 1)
+    torch.testing.assert_close(grad, expected, atol=1e-7, rtol=1e-4)
+
+
 def test_a_fusion_training_step_lowers_the_loss():
     torch.manual_seed(0)
     net = FusionNet(FusionNetConfig(role="student", text_dim=8, student_widths=(8, 16)))

@@ -20,7 +20,7 @@ from ldf_ros.config import DiffusionTrainConfig, FusionTrainConfig
 from ldf_ros.data.paired import PairedFolder, random_crop_flip
 from ldf_ros.models.checkpoint import load_training_state, save_checkpoint, save_training_state
 from ldf_ros.models.diffusion import DenoiserConfig, NoiseSchedule, UNetDenoiser
-from ldf_ros.models.layers import chroma, luma, sobel_magnitude, ssim_map
+from ldf_ros.models.layers import chroma, luma, luma_chroma_to_rgb, sobel_magnitude, ssim_map
 
 
 class PairCrops(Dataset):
@@ -186,7 +186,10 @@ class FusionLoss:
             with torch.no_grad():
                 ref_v = depth_of(self.depth_visible, visible)
                 ref_t = depth_of(self.depth_thermal, infrared)
-            dv = (torch.log(depth_of(self.depth_visible, fused)) - torch.log(ref_v)).abs().mean()
+            # the visible branch sees the fused luminance in the visible colors: given the fused
+            # RGB, the depth term bent the chroma correction and produced false colors
+            as_visible = luma_chroma_to_rgb(yf, chroma(visible)).clamp(0, 1)
+            dv = (torch.log(depth_of(self.depth_visible, as_visible)) - torch.log(ref_v)).abs().mean()
             dt = (torch.log(depth_of(self.depth_thermal, yf)) - torch.log(ref_t)).abs().mean()
             terms["depth"] = c.depth_weight * (dv + dt)
         terms["total"] = sum(terms.values())
