@@ -37,12 +37,17 @@ class PairCrops(Dataset):
 
     def __getitem__(self, n):
         i = n % len(self.images)
-        vi, ir = self.images[i]
-        if ir.dtype != np.uint8:
-            raise ValueError(f"{self.folder.pairs[i].name}: infrared must be 8-bit for training, got {ir.dtype}")
-        vi, ir = random_crop_flip(vi, ir, self.crop, self.rng)
-        return {"visible": torch.from_numpy(vi.transpose(2, 0, 1).copy()).float() / 255,
-                "infrared": torch.from_numpy(ir[None].copy()).float() / 255, "index": i}
+        vi, ir = random_crop_flip(*self.images[i], self.crop, self.rng)
+        visible, infrared = pair_tensors(vi, ir, self.folder.pairs[i].name)
+        return {"visible": visible, "infrared": infrared, "index": i}
+
+
+def pair_tensors(vi: np.ndarray, ir: np.ndarray, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """8-bit (H, W, 3) visible and (H, W) infrared -> (3, H, W) and (1, H, W) floats in [0, 1]."""
+    if ir.dtype != np.uint8:
+        raise ValueError(f"{name}: infrared must be 8-bit for training, got {ir.dtype}")
+    return (torch.from_numpy(vi.transpose(2, 0, 1).copy()).float() / 255,
+            torch.from_numpy(ir[None].copy()).float() / 255)
 
 
 # --- distributed helpers ---------------------------------------------------------------------
@@ -318,9 +323,8 @@ def validate_fusion(net, folder: PairedFolder, captions: list[str], text, device
             c = min(crop, h, w) // 8 * 8
             y0, x0 = (h - c) // 2, (w - c) // 2
             vi, ir = vi[y0:y0 + c, x0:x0 + c], ir[y0:y0 + c, x0:x0 + c]
-            v = torch.from_numpy(vi.transpose(2, 0, 1).copy()).float()[None].to(device) / 255
-            t = torch.from_numpy(ir.astype(np.float32)[None, None] / 255).to(device)
-            fused = net(v, t, text([captions[i]]).to(device))[0].clamp(0, 1)
+            v, t = pair_tensors(vi, ir, folder.pairs[i].name)
+            fused = net(v[None].to(device), t[None].to(device), text([captions[i]]).to(device))[0].clamp(0, 1)
             rows.append(fusion_metrics((fused.permute(1, 2, 0).cpu().numpy() * 255 + 0.5).astype(np.uint8), vi, ir))
     net.train(was_training)
     return {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
