@@ -95,6 +95,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from ldf_ros.evaluation import benchmarks
     if args.target == "synth":
         print(benchmarks.bench_synth(frames=args.repeats, thermal_size=tuple(args.thermal_size)))
+    elif args.target == "models":
+        size = tuple(int(v) for v in args.sizes.split(",")[-1].split("x"))
+        print(benchmarks.bench_models(variants=tuple(v for v in args.variants.split(",") if v != "classical"), size=size,
+                                      device=args.device, precisions=tuple(args.precisions.split(",")),
+                                      repeats=args.repeats, threads=args.threads))
     else:
         sizes = [tuple(int(v) for v in s.split("x")) for s in args.sizes.split(",")]
         text, _ = benchmarks.bench_pipeline(variants=tuple(args.variants.split(",")), sizes=sizes, repeats=args.repeats,
@@ -106,13 +111,15 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def _setup_bench(p: argparse.ArgumentParser) -> None:
-    p.add_argument("target", nargs="?", default="pipeline", choices=["pipeline", "synth"],
-                   help="pipeline: per-stage latency of the node's work (default); synth: world generation")
+    p.add_argument("target", nargs="?", default="pipeline", choices=["pipeline", "models", "synth"],
+                   help="pipeline: per-stage latency of the node's work (default); models: the networks alone "
+                        "(caption embedding cached; last of --sizes); synth: world generation")
     p.add_argument("--repeats", type=int, default=10, help="measured runs after warm-up")
     p.add_argument("--variants", default="classical,student", help="pipeline: comma list of classical,student,teacher")
     p.add_argument("--sizes", default="320x256,640x512", help="pipeline: comma list of WxH")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"])
+    p.add_argument("--precisions", default="fp32", help="models: comma list of fp32,fp16 (fp16 on cuda only)")
     p.add_argument("--plot", default=None, help="pipeline: write the stage breakdown as PNG here")
     p.add_argument("--thermal-size", type=int, nargs=2, default=[320, 256], metavar=("W", "H"))
     p.set_defaults(func=cmd_bench)

@@ -61,6 +61,19 @@ def test_fusion_net_shapes_range_and_input_errors(role):
         net(vis, ir, torch.randn(1, 8))
 
 
+@pytest.mark.parametrize("role", ["student", "teacher"])
+def test_fusion_net_runs_in_half_precision(role):
+    """The node runs fp16 on CUDA: every tensor built inside the forward must follow the input dtype."""
+    torch.manual_seed(0)
+    net = FusionNet(FusionNetConfig(role=role, width=8, text_dim=16, denoiser=TINY.to_dict(), student_widths=(8, 16)))
+    vis, ir, text = torch.rand(1, 3, 32, 32), torch.rand(1, 1, 32, 32), torch.randn(1, 16)
+    with torch.inference_mode():
+        ref = net(vis, ir, text)
+        out = net.half()(vis.half(), ir.half(), text.half())
+    assert out.dtype == torch.float16
+    torch.testing.assert_close(out.float(), ref, atol=1e-2, rtol=0)
+
+
 def test_text_modulation_changes_the_output_once_trained():
     torch.manual_seed(0)
     net = FusionNet(FusionNetConfig(role="student", text_dim=16, student_widths=(8, 16)))

@@ -118,6 +118,65 @@ def bench_pipeline(variants=("classical", "student"), sizes=((320, 256), (640, 5
     return text, results
 
 
+def _latency_ms(fn, repeats: int, warmup: int, device: str) -> tuple[float, float]:
+    """(median, p95) wall time of fn() in ms; CUDA work is synchronized so the time is the kernel time too."""
+    import torch
+    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+    times = []
+    for i in range(warmup + repeats):
+        sync()
+        t0 = time.perf_counter()
+        fn()
+        sync()
+        if i >= warmup:
+            times.append((time.perf_counter() - t0) * 1e3)
+    return float(np.median(times)), float(np.percentile(times, 95))
+
+
+def bench_models(variants=("student", "teacher"), size=(640, 512), device: str = "cpu", precisions=("fp32",),
+                 repeats: int = 20, warmup: int = 5, threads: int = 0) -> str:
+    """Latency of the shipped networks alone for one pair, numpy in and numpy out, the caption
+    embedding already cached (what a steady-state frame costs): fusion per variant and both
+    depth branches. Needs only torch, so it runs where the text encoder's weights are absent."""
+    import torch
+
+    from ldf_ros.config import load_config, resolve_path
+    from ldf_ros.models.depth_net import load_depth_net
+    from ldf_ros.models.text import CachedTextEncoder, NullTextEncoder
+    from ldf_ros.runtime.depth import DepthPredictor
+    from ldf_ros.runtime.learned_fusion import LearnedFusion, load_fusion_net
+
+    if "fp16" in precisions and not device.startswith("cuda"):
+        raise ValueError("fp16 is measured on cuda only (the CPU path runs fp32)")
+    if threads:
+        torch.set_num_threads(threads)
+    w, h = size
+    rgb, thermal, _ = _test_pair(w, h)
+    thermal01 = (thermal.astype(np.float32) - thermal.min()) / max(float(thermal.max() - thermal.min()), 1.0)
+    cfg = load_config(None, {})
+    models = [(f"fusion {v}", resolve_path(f"models/fusion_{v}.safetensors"), "fusion") for v in variants]
+    models += [("depth visible", resolve_path(cfg.model.depth_visible_weights), "visible"),
+               ("depth thermal", resolve_path(cfg.model.depth_thermal_weights), "thermal")]
+    lines = [f"machine: {machine_description()}" + (f"; GPU {torch.cuda.get_device_name()}" if device.startswith("cuda") else ""),
+             f"one {w}x{h} pair, {repeats} runs after {warmup} warm-up, numpy in and out, caption embedding cached", "",
+             "| model | parameters | device | precision | median ms | p95 ms |", "|---|---|---|---|---|---|"]
+    for name, path, kind in models:
+        for precision in precisions:
+            fp16 = precision == "fp16"
+            if kind == "fusion":
+                net = load_fusion_net(path, None)
+                run = LearnedFusion(net, CachedTextEncoder(NullTextEncoder(net.cfg.text_dim)), device, fp16)
+                fn = lambda: run(rgb, thermal01, "cached caption")   # noqa: E731
+            else:
+                net = load_depth_net(path, kind)
+                pred = DepthPredictor(net, device, fp16)
+                fn = (lambda: pred(rgb)) if kind == "visible" else (lambda: pred(thermal01))  # noqa: E731
+            params = sum(p.numel() for p in net.parameters())
+            med, p95 = _latency_ms(fn, repeats, warmup, device)
+            lines.append(f"| {name} | {params / 1e6:.2f} M | {device} | {precision} | {med:.1f} | {p95:.1f} |")
+    return "\n".join(lines)
+
+
 def _pipeline_markdown(results, repeats, warmup, peak_mb, io_kind, device) -> str:
     lines = [f"machine: {machine_description()}; device {device}",
              f"{repeats} runs after {warmup} warm-up; messages: {io_kind}; peak RSS of the process {peak_mb:.0f} MB", "",

@@ -26,7 +26,7 @@ class NoiseSchedule:
         self.alphas_cumprod = torch.cumprod(1.0 - betas, 0).float()
 
     def add_noise(self, x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        a = self.alphas_cumprod.to(x0.device)[t].view(-1, 1, 1, 1)
+        a = self.alphas_cumprod.to(x0.device)[t].view(-1, 1, 1, 1).to(x0.dtype)
         return a.sqrt() * x0 + (1 - a).sqrt() * noise
 
 
@@ -100,7 +100,7 @@ class UNetDenoiser(nn.Module):
         h, w = x.shape[-2:]
         if h % 2 ** (n - 1) or w % 2 ** (n - 1):
             raise ValueError(f"denoiser input {w}x{h} must be divisible by {2 ** (n - 1)}")
-        temb = self.time(timestep_embedding(t, self.cfg.time_dim))
+        temb = self.time(timestep_embedding(t, self.cfg.time_dim).to(x.dtype))  # fp16 inference
         x = self.inp(x)
         skips = []
         for i, block in enumerate(self.down):
@@ -130,10 +130,18 @@ class DiffusionFeatures(nn.Module):
         self.schedule = NoiseSchedule(denoiser.cfg.schedule_steps)
         self.timesteps = tuple(timesteps)
         self.noise_seed = noise_seed
+        self._noise: dict[tuple, torch.Tensor] = {}
 
     def noise_like(self, x: torch.Tensor, k: int) -> torch.Tensor:
-        g = torch.Generator(device="cpu").manual_seed(self.noise_seed + k)
-        return torch.randn(x.shape[1:], generator=g).to(x).expand_as(x)
+        """The fixed noise of timestep k for x's size, drawn once per size, device and dtype
+        (drawing it on the CPU every frame cost the teacher more than a GPU forward)."""
+        key = (tuple(x.shape[1:]), x.device, x.dtype, k)
+        if key not in self._noise:
+            if len(self._noise) >= 8 * len(self.timesteps):   # a stream changing size often: keep memory bounded
+                self._noise.clear()
+            g = torch.Generator(device="cpu").manual_seed(self.noise_seed + k)
+            self._noise[key] = torch.randn(x.shape[1:], generator=g).to(x)
+        return self._noise[key].expand_as(x)
 
     @property
     def channels(self) -> list[int]:

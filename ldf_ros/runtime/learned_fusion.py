@@ -9,11 +9,12 @@ from ldf_ros.models.fusion_net import FusionNet, FusionNetConfig
 from ldf_ros.models.text import CachedTextEncoder, TextEncoder, make_text_encoder
 
 
-def load_fusion_net(path, text_encoder: TextEncoder) -> FusionNet:
-    """A fusion network from its checkpoint; the configured text encoder must be the one it was trained with."""
+def load_fusion_net(path, text_encoder: TextEncoder | None) -> FusionNet:
+    """A fusion network from its checkpoint; the configured text encoder must be the one it was
+    trained with. None skips that check, for callers that supply embeddings themselves (benchmarks)."""
     tensors, config, _ = read_checkpoint(path, "fusion")
     trained_with = config.pop("text", None)
-    if trained_with != text_encoder.identity:
+    if text_encoder is not None and trained_with != text_encoder.identity:
         raise CheckpointError(f"{path}: trained with text encoder {trained_with}, but {text_encoder.identity} is "
                               "configured (model.text_encoder); captions would be embedded differently")
     try:
