@@ -16,7 +16,7 @@ from ldf_ros.models.fusion_net import FusionNet, FusionNetConfig
 from ldf_ros.models.layers import luma
 from ldf_ros.models.text import CachedTextEncoder, NullTextEncoder
 from ldf_ros.runtime.learned_fusion import LearnedFusion, load_fusion_net
-from ldf_ros.training.fusion import FusionLoss, save_fusion_checkpoint
+from ldf_ros.training.fusion import FusionLoss, save_fusion_checkpoint, stronger_gradient_error
 
 
 @pytest.fixture
@@ -41,6 +41,17 @@ def test_fusion_losses_prefer_the_stronger_source_and_keep_visible_color():
     assert loss(vis, vis, ir)["intensity"] > 0.05
     gray = ir.expand_as(vis)                           # the infrared image alone loses the color
     assert loss(gray, vis, ir)["color"] > loss(target, vis, ir)["color"] + 0.01
+
+
+def test_gradient_loss_follows_the_stronger_source_with_its_sign():
+    ramp = torch.linspace(0, 1, 24).view(1, 1, 1, 24).expand(1, 1, 24, 24)
+    a = 0.25 * ramp                                    # weak edges along x
+    b = ramp.transpose(-1, -2).contiguous()            # stronger edges along y
+    assert stronger_gradient_error(b, a, b).item() == pytest.approx(0.0, abs=1e-6)
+    assert stronger_gradient_error(b, b, a).item() == pytest.approx(0.0, abs=1e-6)
+    assert stronger_gradient_error(a, a, b) > 0.05
+    # the same edges with the opposite sign have the same magnitude but are not the sources' edges
+    assert stronger_gradient_error(1 - b, a, b) > 0.05
 
 
 def test_depth_driven_loss_is_zero_for_the_sources_themselves():

@@ -92,13 +92,13 @@ def image_gradients(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 SOBEL_X = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]])
 
 
-def sobel_magnitude(x: torch.Tensor) -> torch.Tensor:
-    """|Gx| + |Gy| per channel with 3x3 Sobel kernels (replicated borders)."""
+def sobel_xy(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(Gx, Gy) per channel with 3x3 Sobel kernels (replicated borders)."""
     c = x.shape[1]
     kx = SOBEL_X.to(x).view(1, 1, 3, 3).repeat(c, 1, 1, 1)
     ky = kx.transpose(-1, -2)
     xp = F.pad(x, (1, 1, 1, 1), mode="replicate")
-    return F.conv2d(xp, kx, groups=c).abs() + F.conv2d(xp, ky, groups=c).abs()
+    return F.conv2d(xp, kx, groups=c), F.conv2d(xp, ky, groups=c)
 
 
 def edge_aware_smoothness(disp: torch.Tensor, image: torch.Tensor) -> torch.Tensor:

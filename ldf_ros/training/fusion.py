@@ -20,7 +20,7 @@ from ldf_ros.config import DiffusionTrainConfig, FusionTrainConfig
 from ldf_ros.data.paired import PairedFolder, random_crop_flip
 from ldf_ros.models.checkpoint import load_training_state, save_checkpoint, save_training_state
 from ldf_ros.models.diffusion import DenoiserConfig, NoiseSchedule, UNetDenoiser
-from ldf_ros.models.layers import chroma, luma, luma_chroma_to_rgb, sobel_magnitude, ssim_map
+from ldf_ros.models.layers import chroma, luma, luma_chroma_to_rgb, sobel_xy, ssim_map
 
 
 class PairCrops(Dataset):
@@ -167,6 +167,15 @@ def depth_of(net, image: torch.Tensor) -> torch.Tensor:
     return net(x)["depth"]
 
 
+def stronger_gradient_error(fused, a, b) -> torch.Tensor:
+    """L1 between the fused Sobel gradient vector and the vector of the source whose gradient is
+    stronger there. Matching the vector, not only its magnitude, gives the output a direction to
+    move in where it is still flat (a magnitude target has no useful sign there)."""
+    (fx, fy), (ax, ay), (bx, by) = sobel_xy(fused), sobel_xy(a), sobel_xy(b)
+    a_wins = ax.abs() + ay.abs() >= bx.abs() + by.abs()
+    return F.l1_loss(fx, torch.where(a_wins, ax, bx)) + F.l1_loss(fy, torch.where(a_wins, ay, by))
+
+
 class FusionLoss:
     """Intensity, gradient, structure (SSIM), color fidelity and the depth-driven term.
 
@@ -183,7 +192,7 @@ class FusionLoss:
         yf, yv = luma(fused), luma(visible)
         terms = {
             "intensity": c.intensity_weight * F.l1_loss(yf, torch.maximum(yv, infrared)),
-            "gradient": c.gradient_weight * F.l1_loss(sobel_magnitude(yf), torch.maximum(sobel_magnitude(yv), sobel_magnitude(infrared))),
+            "gradient": c.gradient_weight * stronger_gradient_error(yf, yv, infrared),
             "ssim": c.ssim_weight * (1 - 0.5 * (ssim_map(yf, yv).mean() + ssim_map(yf, infrared).mean())),
             "color": c.color_weight * F.l1_loss(chroma(fused), chroma(visible)),
         }
