@@ -275,7 +275,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.what == "depth":
         from ldf_ros.training.depth import train_depth
         overrides = {"modality": args.modality, "role": args.role, "teacher": args.teacher, "steps": args.steps,
-                     "seed": args.seed, "out": args.out, "threads": args.threads}
+                     "seed": args.seed, "out": args.out, "threads": args.threads,
+                     "unlabeled_streets": args.unlabeled_streets}
         cfg = load_section_yaml(args.config, "depth", DepthTrainConfig, overrides)
         path = train_depth(cfg, resume=not args.restart)
         print(f"wrote {path}")
@@ -302,6 +303,7 @@ def _setup_train(p: argparse.ArgumentParser) -> None:
     d.add_argument("--modality", choices=["visible", "thermal"])
     d.add_argument("--role", choices=["teacher", "student"])
     d.add_argument("--teacher", help="teacher checkpoint to distil from (students)")
+    d.add_argument("--unlabeled-streets", type=int, help="distillation: extra streets seen without ground truth")
     for name, help_text in (("diffusion", "train the 4-channel DDPM denoiser (self-supervised)"),
                             ("fusion", "train the fusion head (teacher) or the single-pass student")):
         f = _train_parser(sub, name, help_text)

@@ -315,6 +315,8 @@ class DepthTrainConfig:
     seed: int = _spec(0, doc="torch/numpy seed", lo=0)
     threads: int = _spec(0, doc="torch CPU threads (0: default)", lo=0, hi=256)
     train_streets: int = _spec(60, doc="training streets (seeds from clips.TRAIN_SEEDS)", lo=1, hi=60)
+    unlabeled_streets: int = _spec(0, doc="distillation: extra streets (clips.UNLABELED_SEEDS) seen without ground "
+                                   "truth, supervised by the teacher and the photometric loss only", lo=0, hi=60)
     clip_frames: int = _spec(24, doc="frames per clip", lo=3)
     cache_dir: str = _spec("out/data/clips", doc="where rendered clips are cached")
     supervised_weight: float = _spec(1.0, doc="log-depth L1 against synthetic ground truth (0: off)", lo=0.0)

@@ -104,6 +104,19 @@ def test_a_training_step_lowers_the_loss(tiny_clips, role, tmp_path):
     assert expected <= set(out)
 
 
+def test_unlabeled_clips_give_no_ground_truth_to_the_loss(tiny_clips):
+    """Distillation streets stand for unlabeled video: only the teacher and the photometric loss see them."""
+    data = ClipFrames(tiny_clips, "visible", augment=False, labeled=1)
+    per_clip = len(data) // 2
+    assert data[0]["depth"].max() > 0 and data[per_clip]["depth"].max() == 0
+    batch = torch.utils.data.default_collate([data[per_clip + i] for i in range(2)])
+    model, _, _, _ = build_training(DepthTrainConfig(modality="visible", role="student", photometric_weight=0))
+    out = training_losses(batch, model, None, None, None, DepthTrainConfig(photometric_weight=0))
+    assert out["supervised"].item() == 0
+    with pytest.raises(ValueError, match="needs a teacher"):
+        build_training(DepthTrainConfig(modality="visible", role="student", unlabeled_streets=4))
+
+
 def test_blend_follows_the_reliable_branch():
     dark = np.zeros((64, 64, 3), np.uint8)
     bright = np.random.default_rng(0).integers(60, 250, (64, 64, 3), dtype=np.uint8)

@@ -86,5 +86,6 @@ def clip_specs(seeds, families=("urban", "suburban", "highway"), conditions=tupl
 
 # Seeds reserved per split: test streets are never seen in training.
 TRAIN_SEEDS = tuple(range(100, 160))
+UNLABELED_SEEDS = tuple(range(200, 260))   # distillation only: their ground truth is never read
 VAL_SEEDS = tuple(range(500, 506))
 TEST_SEEDS = tuple(range(900, 912))

@@ -22,14 +22,17 @@ from ldf_ros.models.depth_net import (DepthNet, PoseNet, load_depth_net, paramet
                                       teacher_config)
 from ldf_ros.models.layers import axis_angle_to_matrix, edge_aware_smoothness, photometric_error, warp_image
 from ldf_ros.runtime.depth import depth_input
-from ldf_ros.synthetic.clips import TRAIN_SEEDS, VAL_SEEDS, Clip, clip_specs, load_or_render
+from ldf_ros.synthetic.clips import TRAIN_SEEDS, UNLABELED_SEEDS, VAL_SEEDS, Clip, clip_specs, load_or_render
 
 
 class ClipFrames(Dataset):
-    """(previous, target, next) frames of one modality with ground truth, from clips."""
+    """(previous, target, next) frames of one modality with ground truth, from clips. Frames of
+    the first `labeled` clips carry their depth; the others carry zeros, which every depth
+    loss treats as invalid (unlabeled video, as a real camera would give)."""
 
-    def __init__(self, clips: list[Clip], modality: str, augment: bool = True, seed: int = 0):
+    def __init__(self, clips: list[Clip], modality: str, augment: bool = True, seed: int = 0, labeled: int | None = None):
         self.clips, self.modality, self.augment = clips, modality, augment
+        self.labeled = len(clips) if labeled is None else labeled
         self.index = [(c, i) for c in range(len(clips)) for i in range(1, clips[c].rgb.shape[0] - 1)]
         self.rng = np.random.default_rng(seed)
 
@@ -43,7 +46,7 @@ class ClipFrames(Dataset):
         c, i = self.index[n]
         clip = self.clips[c]
         frames = np.stack([self._image(clip, j) for j in (i - 1, i, i + 1)])
-        depth = np.nan_to_num(clip.depth[i], nan=0.0)[None]
+        depth = np.nan_to_num(clip.depth[i], nan=0.0)[None] if c < self.labeled else np.zeros((1, *clip.depth.shape[1:]))
         classes = clip.classes[i].astype(np.int64)
         if self.augment and self.rng.random() < 0.5:   # K stays valid: cx = (W - 1) / 2
             frames, depth, classes = frames[..., ::-1], depth[..., ::-1], classes[..., ::-1]
@@ -134,6 +137,8 @@ def build_training(cfg: DepthTrainConfig):
     model = DepthNet(net_cfg)
     pose = PoseNet(net_cfg.in_channels) if cfg.photometric_weight > 0 else None
     teacher = distill = None
+    if cfg.unlabeled_streets and not cfg.teacher:
+        raise ValueError("unlabeled_streets needs a teacher: without one nothing supervises their depth")
     if cfg.teacher:
         if cfg.role != "student":
             raise ValueError("only a student can be distilled from a teacher (role: student)")
@@ -222,8 +227,10 @@ def train_depth(cfg: DepthTrainConfig, resume: bool = True, progress: bool = Tru
         step = int(state["step"])
         torch.set_rng_state(state["rng"])
     train_clips = _clips(TRAIN_SEEDS[:cfg.train_streets], cfg)
+    labeled = len(train_clips)
+    train_clips += _clips(UNLABELED_SEEDS[:cfg.unlabeled_streets], cfg)
     val_clips = _clips(VAL_SEEDS, cfg, conditions=("day", "night", "fog"))
-    data = ClipFrames(train_clips, cfg.modality, augment=True, seed=cfg.seed + step)
+    data = ClipFrames(train_clips, cfg.modality, augment=True, seed=cfg.seed + step, labeled=labeled)
     loader = DataLoader(data, batch_size=cfg.batch_size, shuffle=True, drop_last=True, num_workers=0,
                         generator=torch.Generator().manual_seed(cfg.seed + step))
     log_path = out / "log.csv"
