@@ -22,6 +22,7 @@ from ldf_ros.models.depth_net import (DepthNet, PoseNet, load_depth_net, paramet
                                       teacher_config)
 from ldf_ros.models.layers import axis_angle_to_matrix, edge_aware_smoothness, photometric_error, warp_image
 from ldf_ros.runtime.depth import depth_input
+from ldf_ros.training import cosine_decay
 from ldf_ros.synthetic.clips import TRAIN_SEEDS, UNLABELED_SEEDS, VAL_SEEDS, Clip, clip_specs, load_or_render
 
 
@@ -212,7 +213,7 @@ def train_depth(cfg: DepthTrainConfig, resume: bool = True, progress: bool = Tru
     model, pose, teacher, distill = build_training(cfg)
     params = list(model.parameters()) + (list(pose.parameters()) if pose else []) + (list(distill.parameters()) if distill else [])
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=1e-4)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, cfg.steps) / cfg.steps)))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: cosine_decay(s, cfg.steps))
     step = 0
     state_path = out / "train_state.pt"
     if resume and state_path.is_file():

@@ -21,6 +21,7 @@ from ldf_ros.data.paired import PairedFolder, random_crop_flip
 from ldf_ros.models.checkpoint import load_training_state, save_checkpoint, save_training_state
 from ldf_ros.models.diffusion import DenoiserConfig, NoiseSchedule, UNetDenoiser
 from ldf_ros.models.layers import chroma, luma, luma_chroma_to_rgb, sobel_xy, ssim_map
+from ldf_ros.training import cosine_decay
 
 
 class PairCrops(Dataset):
@@ -296,6 +297,8 @@ def train_fusion(cfg: FusionTrainConfig, resume: bool = True, progress: bool = T
                 terms["total"] = terms["total"] + terms["distill"]
             opt.zero_grad(set_to_none=True)
             terms["total"].backward()
+            for group in opt.param_groups:
+                group["lr"] = cfg.lr * cosine_decay(step, cfg.steps)
             opt.step()
             step += 1
             bar.update(1)
