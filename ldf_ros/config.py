@@ -317,6 +317,10 @@ class DepthTrainConfig:
     train_streets: int = _spec(60, doc="training streets (seeds from clips.TRAIN_SEEDS)", lo=1, hi=60)
     unlabeled_streets: int = _spec(0, doc="distillation: extra streets (clips.UNLABELED_SEEDS) seen without ground "
                                    "truth, supervised by the teacher and the photometric loss only", lo=0, hi=60)
+    camera_height_weight: float = _spec(0.0, doc="frames without ground truth: log error of the camera height above "
+                                        "the road fitted to the predicted depth (metric scale without labels)", lo=0.0)
+    camera_height_m: float = _spec(1.5, doc="mounting height of the camera above the road (synthetic rig: 1.5)",
+                                   lo=0.0, lo_open=True)
     clip_frames: int = _spec(24, doc="frames per clip", lo=3)
     cache_dir: str = _spec("out/data/clips", doc="where rendered clips are cached")
     supervised_weight: float = _spec(1.0, doc="log-depth L1 against synthetic ground truth (0: off)", lo=0.0)

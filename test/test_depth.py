@@ -7,7 +7,7 @@ from ldf_ros.config import DepthTrainConfig
 from ldf_ros.evaluation.depth_metrics import depth_metrics
 from ldf_ros.models.checkpoint import CheckpointError, save_checkpoint
 from ldf_ros.models.depth_net import DepthNet, load_depth_net, parameter_count, student_config, teacher_config
-from ldf_ros.models.layers import axis_angle_to_matrix, warp_image
+from ldf_ros.models.layers import axis_angle_to_matrix, ground_plane_height, warp_image
 from ldf_ros.runtime.depth import DepthPredictor, blend_depths
 from ldf_ros.synthetic.clips import ClipSpec, render_clip
 from ldf_ros.training.depth import ClipFrames, build_training, training_losses
@@ -113,6 +113,16 @@ def test_unlabeled_clips_give_no_ground_truth_to_the_loss(tiny_clips):
     model, _, _, _ = build_training(DepthTrainConfig(modality="visible", role="student", photometric_weight=0))
     out = training_losses(batch, model, None, None, None, DepthTrainConfig(photometric_weight=0))
     assert out["supervised"].item() == 0
+    out = training_losses(batch, model, None, None, None, DepthTrainConfig(photometric_weight=0, camera_height_weight=1.0))
+    assert out["camera_height"].item() > 0 and out["camera_height"].requires_grad
+
+
+def test_camera_height_of_true_depth_is_the_rig_height_and_scales_with_it(tiny_clips):
+    clip = tiny_clips[0]
+    depth = torch.from_numpy(np.nan_to_num(clip.depth, nan=80.0)).float()[:, None]
+    k = torch.from_numpy(clip.k).float().expand(depth.shape[0], 3, 3)
+    torch.testing.assert_close(ground_plane_height(depth, k), torch.full((depth.shape[0],), 1.5), atol=0.01, rtol=0)
+    torch.testing.assert_close(ground_plane_height(3 * depth, k), torch.full((depth.shape[0],), 4.5), atol=0.03, rtol=0)
     with pytest.raises(ValueError, match="needs a teacher"):
         build_training(DepthTrainConfig(modality="visible", role="student", unlabeled_streets=4))
 

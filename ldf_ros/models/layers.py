@@ -125,6 +125,19 @@ def backproject_depth(depth: torch.Tensor, k_inv: torch.Tensor) -> torch.Tensor:
     return rays * depth.reshape(b, 1, -1)
 
 
+def ground_plane_height(depth: torch.Tensor, k: torch.Tensor, rows=(0.75, 1.0), cols=(0.3, 0.7)) -> torch.Tensor:
+    """(B,) height of the camera above the plane fitted (least squares, differentiable) to the
+    points of an image region that is road for a forward-looking vehicle camera: the bottom
+    rows, middle columns. With a known mounting height this fixes monocular scale."""
+    b, _, h, w = depth.shape
+    r0, r1, c0, c1 = int(rows[0] * h), int(rows[1] * h), int(cols[0] * w), int(cols[1] * w)
+    points = backproject_depth(depth, torch.linalg.inv(k)).reshape(b, 3, h, w)[:, :, r0:r1, c0:c1].reshape(b, 3, -1)
+    x, y, z = points[:, 0], points[:, 1], points[:, 2]     # optical frame: y points down, to the road
+    a = torch.stack([x, z, torch.ones_like(x)], -1)        # the road as y = p x + q z + height
+    sol = torch.linalg.solve(a.transpose(1, 2) @ a, (a.transpose(1, 2) @ y.unsqueeze(-1))).squeeze(-1)
+    return sol[:, 2] / torch.sqrt(1 + sol[:, 0] ** 2 + sol[:, 1] ** 2)
+
+
 def project_points(points: torch.Tensor, k: torch.Tensor, height: int, width: int) -> torch.Tensor:
     """(B,3,N) points -> (B,H,W,2) sampling grid in [-1, 1] for `grid_sample`."""
     uvz = k @ points

@@ -20,7 +20,8 @@ from ldf_ros.config import DepthTrainConfig
 from ldf_ros.models.checkpoint import (load_training_state, save_checkpoint, save_training_state)
 from ldf_ros.models.depth_net import (DepthNet, PoseNet, load_depth_net, parameter_count, student_config,
                                       teacher_config)
-from ldf_ros.models.layers import axis_angle_to_matrix, edge_aware_smoothness, photometric_error, warp_image
+from ldf_ros.models.layers import (axis_angle_to_matrix, edge_aware_smoothness, ground_plane_height, photometric_error,
+                                   warp_image)
 from ldf_ros.runtime.depth import depth_input
 from ldf_ros.training import cosine_decay
 from ldf_ros.synthetic.clips import TRAIN_SEEDS, UNLABELED_SEEDS, VAL_SEEDS, Clip, clip_specs, load_or_render
@@ -166,6 +167,11 @@ def training_losses(batch, model: DepthNet, pose: PoseNet | None, teacher: Depth
         losses["photometric"] = cfg.photometric_weight * photometric_loss(scales, frames, k, pose)
     if cfg.smoothness_weight > 0:
         losses["smoothness"] = cfg.smoothness_weight * smoothness_loss(out["disp"], target)
+    unlabeled = ~(gt > 0).flatten(1).any(1)
+    if cfg.camera_height_weight > 0 and unlabeled.any():
+        height = ground_plane_height(out["depth"][unlabeled], batch["k"][unlabeled])
+        losses["camera_height"] = cfg.camera_height_weight * (
+            torch.log(height.clamp(min=1e-2)) - math.log(cfg.camera_height_m)).abs().mean()
     if out["semantics"] is not None and cfg.semantic_weight > 0:
         logits = F.interpolate(out["semantics"], size=target.shape[-2:], mode="bilinear", align_corners=False)
         losses["semantic"] = cfg.semantic_weight * F.cross_entropy(logits, batch["classes"])
