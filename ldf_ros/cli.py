@@ -270,7 +270,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                                 {"role": args.role, "steps": args.steps, "seed": args.seed, "out": args.out,
                                  "threads": args.threads, "data": args.data, "teacher": args.teacher,
                                  "denoiser": args.denoiser, "text_encoder": args.text_encoder,
-                                 "depth_weight": args.depth_weight})
+                                 "depth_weight": args.depth_weight, "init": args.init})
         print(f"wrote {train_fusion(cfg, resume=not args.restart)}")
     if args.what == "depth":
         from ldf_ros.training.depth import train_depth
@@ -312,6 +312,7 @@ def _setup_train(p: argparse.ArgumentParser) -> None:
             f.add_argument("--role", choices=["teacher", "student"])
             f.add_argument("--teacher", help="fusion teacher checkpoint (student distillation)")
             f.add_argument("--denoiser", help="denoiser checkpoint (teacher)")
+            f.add_argument("--init", help="start from this fusion checkpoint of the same role (fine-tuning)")
             f.add_argument("--text-encoder", choices=["minilm", "open_clip", "none"],
                            help="caption encoder (none: the no-text-guidance ablation)")
             f.add_argument("--depth-weight", type=float, help="depth-driven loss weight (0: its ablation)")

@@ -163,3 +163,27 @@ def test_fusion_training_is_deterministic_for_a_fixed_seed(pair_folder, tmp_path
         torch.set_num_threads(threads)
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert any(not torch.equal(a[k], c[k]) for k in a)
+
+
+def test_fine_tuning_starts_from_the_init_checkpoint_and_keeps_its_config(pair_folder, tmp_path):
+    from safetensors.torch import load_file
+
+    from ldf_ros.training.fusion import train_fusion
+
+    torch.manual_seed(3)
+    start = FusionNet(FusionNetConfig(role="student", text_encoder="none", student_widths=(8, 16, 24)))
+    init = save_fusion_checkpoint(start, tmp_path / "init.safetensors", NullTextEncoder().identity)
+    cfg = FusionTrainConfig(role="student", data=str(pair_folder), val_data="", depth_visible="", depth_thermal="",
+                            text_encoder="none", batch_size=2, crop=32, steps=1, lr=1e-9, threads=1,
+                            init=str(init), out=str(tmp_path / "tuned"))
+    threads = torch.get_num_threads()
+    try:
+        tuned_path = train_fusion(cfg, resume=False, progress=False)
+        tuned = load_file(str(tuned_path))
+        assert load_fusion_net(tuned_path, None).cfg.student_widths == (8, 16, 24)
+        assert all(torch.allclose(tuned[k], v, atol=1e-6) for k, v in start.state_dict().items())
+        with pytest.raises(ValueError, match="init:.*student checkpoint, but this run trains a teacher"):
+            train_fusion(FusionTrainConfig(**{**cfg.__dict__, "role": "teacher", "out": str(tmp_path / "t")}),
+                         resume=False, progress=False)
+    finally:
+        torch.set_num_threads(threads)

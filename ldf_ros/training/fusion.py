@@ -229,6 +229,17 @@ def scene_captions(folder: PairedFolder, depth_visible, depth_thermal, progress:
     return captions
 
 
+def _initial_weights(path, role: str, text_encoder):
+    """Fine-tuning starts from a checkpoint of the role being trained, trained with the same
+    text encoder (load_fusion_net checks that); its model config comes with it."""
+    from ldf_ros.runtime.learned_fusion import load_fusion_net
+
+    net = load_fusion_net(path, text_encoder).train()
+    if net.cfg.role != role:
+        raise ValueError(f"init: {path} is a {net.cfg.role} checkpoint, but this run trains a {role}")
+    return net
+
+
 def build_fusion_training(cfg: FusionTrainConfig, device: str):
     """(model, frozen depth branches, cached text encoder, frozen teacher or None)."""
     from ldf_ros.models.depth_net import load_depth_net
@@ -239,7 +250,9 @@ def build_fusion_training(cfg: FusionTrainConfig, device: str):
     from ldf_ros.config import resolve_path
     text = CachedTextEncoder(make_text_encoder(cfg.text_encoder, cfg.clip_model, cfg.clip_checkpoint))
     net_cfg = {"role": cfg.role, "text_dim": text.encoder.dim, "text_encoder": text.encoder.name}
-    if cfg.role == "teacher":
+    if cfg.init:
+        model = _initial_weights(resolve_path(cfg.init), cfg.role, text.encoder)
+    elif cfg.role == "teacher":
         denoiser = load_denoiser(resolve_path(cfg.denoiser))
         model = FusionNet(FusionNetConfig(denoiser=denoiser.cfg.to_dict(), **net_cfg), denoiser=denoiser)
     else:
