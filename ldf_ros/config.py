@@ -381,6 +381,7 @@ class FusionTrainConfig:
     intensity_weight: float = _spec(1.0, doc="L1 of luminance towards the stronger source", lo=0.0)
     gradient_weight: float = _spec(1.0, doc="L1 of the Sobel gradient of Y towards the stronger source's", lo=0.0)
     ssim_weight: float = _spec(0.5, doc="1 - SSIM to both sources", lo=0.0)
+    edge_weight: float = _spec(0.0, doc="1 - differentiable Qabf: both sources' edges kept (strength, orientation)", lo=0.0)
     color_weight: float = _spec(1.0, doc="L1 of CbCr towards the visible chroma", lo=0.0)
     depth_weight: float = _spec(0.2, doc="depth-driven loss through both depth branches (0: ablation)", lo=0.0)
     distill_weight: float = _spec(1.0, doc="student: L1 towards the teacher's output", lo=0.0)

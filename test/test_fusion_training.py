@@ -187,3 +187,18 @@ def test_fine_tuning_starts_from_the_init_checkpoint_and_keeps_its_config(pair_f
                          resume=False, progress=False)
     finally:
         torch.set_num_threads(threads)
+
+
+def test_edge_preservation_error_rewards_keeping_the_source_edges():
+    from ldf_ros.training.fusion import edge_preservation_error
+
+    torch.manual_seed(0)
+    a = torch.nn.functional.avg_pool2d(torch.rand(1, 1, 68, 68), 5, 1)
+    blurred = torch.nn.functional.avg_pool2d(a, 5, 1, padding=2, count_include_pad=False)
+    kept = edge_preservation_error(a, a, a).item()
+    ceiling = 0.9994 / (1 + np.exp(-15 * 0.5)) * 0.9879 / (1 + np.exp(-22 * 0.2))   # Qabf of a perfect copy
+    assert kept == pytest.approx(1 - ceiling, abs=1e-4)
+    assert edge_preservation_error(blurred, a, a).item() > kept + 0.1
+    flat = torch.zeros_like(a, requires_grad=True)
+    edge_preservation_error(flat, a, a).backward()
+    assert torch.isfinite(flat.grad).all()

@@ -126,7 +126,12 @@ def _edge_strength_orientation(img):
     return g, a
 
 
-def _edge_preservation(ga, aa, gf, af, tg=0.9994, kg=-15.0, dg=0.5, ta=0.9879, ka=-22.0, da=0.8):
+# Xydeas & Petrovic's constants: strength (Tg, kg, Dg) and orientation (Ta, ka, Da) sigmoids
+QABF_CONSTANTS = {"tg": 0.9994, "kg": -15.0, "dg": 0.5, "ta": 0.9879, "ka": -22.0, "da": 0.8}
+
+
+def _edge_preservation(ga, aa, gf, af):
+    tg, kg, dg, ta, ka, da = (QABF_CONSTANTS[k] for k in ("tg", "kg", "dg", "ta", "ka", "da"))
     with np.errstate(divide="ignore", invalid="ignore"):
         g = np.where(ga > gf, gf / ga, np.where(ga == gf, np.where(ga > 0, 1.0, 0.0), ga / gf))
     g = np.nan_to_num(g)

@@ -6,6 +6,7 @@ fusion losses and the depth-driven loss. Multi-process data parallel under torch
 from __future__ import annotations
 
 import csv
+import math
 import os
 import time
 from dataclasses import asdict
@@ -177,6 +178,32 @@ def stronger_gradient_error(fused, a, b) -> torch.Tensor:
     return F.l1_loss(fx, torch.where(a_wins, ax, bx)) + F.l1_loss(fy, torch.where(a_wins, ay, by))
 
 
+def edge_preservation_error(fused, a, b) -> torch.Tensor:
+    """1 - a differentiable Q^{AB/F}: the share of both sources' Sobel edges (strength ratio and
+    orientation, through the metric's own sigmoids) that the fused image keeps, weighted by
+    source edge strength. The L1 gradient target picks one source per pixel; this term also
+    credits edges kept from the weaker one and does not reward overshooting."""
+    from ldf_ros.evaluation.fusion_metrics import QABF_CONSTANTS as q
+
+    def strength_orientation(x):
+        gx, gy = sobel_xy(x)
+        angle = torch.atan2(gy, gx + 1e-8)            # line orientation in (-pi/2, pi/2], as atan(gy/gx)
+        angle = torch.where(angle > math.pi / 2, angle - math.pi, angle)
+        angle = torch.where(angle <= -math.pi / 2, angle + math.pi, angle)
+        return torch.sqrt(gx * gx + gy * gy + 1e-10), angle
+
+    gf, af = strength_orientation(fused)
+    total, weight = 0.0, 0.0
+    for src in (a, b):
+        with torch.no_grad():
+            gs, as_ = strength_orientation(src)
+        ratio = torch.minimum(gs, gf) / torch.maximum(gs, gf)
+        agreement = 1 - (as_ - af).abs() / (math.pi / 2)
+        keep = (q["tg"] / (1 + torch.exp(q["kg"] * (ratio - q["dg"])))) * (q["ta"] / (1 + torch.exp(q["ka"] * (agreement - q["da"]))))
+        total, weight = total + (keep * gs).sum(), weight + gs.sum()
+    return 1 - total / weight.clamp_min(1e-8)
+
+
 class FusionLoss:
     """Intensity, gradient, structure (SSIM), color fidelity and the depth-driven term.
 
@@ -197,6 +224,8 @@ class FusionLoss:
             "ssim": c.ssim_weight * (1 - 0.5 * (ssim_map(yf, yv).mean() + ssim_map(yf, infrared).mean())),
             "color": c.color_weight * F.l1_loss(chroma(fused), chroma(visible)),
         }
+        if c.edge_weight > 0:
+            terms["edge"] = c.edge_weight * edge_preservation_error(yf, yv, infrared)
         if c.depth_weight > 0 and self.depth_visible is not None and self.depth_thermal is not None:
             with torch.no_grad():
                 ref_v = depth_of(self.depth_visible, visible)
