@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Train the shipped fusion models: the DDPM denoiser, the fusion teacher (head on diffusion
-# features, text-guided, depth-driven), the single-pass student distilled from it, and the
+# features, text-guided, depth-driven), the single-pass student distilled from it and then
+# fine-tuned (models/fusion_student.safetensors is fusion_student_tuned), and the
 # two ablations of the teacher (no text guidance, no depth-driven loss), all for the steps in
 # config/train_fusion.yaml. Runs resume where they stopped.
 # Usage: bash scripts/train_fusion.sh [run folder root, default out/train]
@@ -19,7 +20,11 @@ if [ -z "$denoiser" ]; then
 fi
 teacher() { $bin train fusion --config $cfg --role teacher --denoiser "$denoiser" --threads "$threads" "$@"; }
 teacher --out "$root/fusion_teacher"
+# the student: distilled from the teacher (a stronger depth-driven term keeps its contrast),
+# then fine-tuned on the losses alone with the edge-preservation term (config/train_fusion_tune.yaml)
 $bin train fusion --config $cfg --role student --teacher "$root/fusion_teacher/model.safetensors" --threads "$threads" \
-     --out "$root/fusion_student"
+     --depth-weight 0.4 --out "$root/fusion_student"
+$bin train fusion --config config/train_fusion_tune.yaml --init "$root/fusion_student/model.safetensors" \
+     --threads "$threads" --out "$root/fusion_student_tuned"
 teacher --text-encoder none --out "$root/fusion_teacher_no_text"
 teacher --depth-weight 0 --out "$root/fusion_teacher_no_depth_loss"
