@@ -199,7 +199,9 @@ def edge_preservation_error(fused, a, b) -> torch.Tensor:
             gs, as_ = strength_orientation(src)
         ratio = torch.minimum(gs, gf) / torch.maximum(gs, gf)
         agreement = 1 - (as_ - af).abs() / (math.pi / 2)
-        keep = (q["tg"] / (1 + torch.exp(q["kg"] * (ratio - q["dg"])))) * (q["ta"] / (1 + torch.exp(q["ka"] * (agreement - q["da"]))))
+        strength_kept = q["tg"] / (1 + torch.exp(q["kg"] * (ratio - q["dg"])))
+        orientation_kept = q["ta"] / (1 + torch.exp(q["ka"] * (agreement - q["da"])))
+        keep = strength_kept * orientation_kept
         total, weight = total + (keep * gs).sum(), weight + gs.sum()
     return 1 - total / weight.clamp_min(1e-8)
 
