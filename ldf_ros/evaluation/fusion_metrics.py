@@ -130,8 +130,7 @@ def _edge_strength_orientation(img):
 QABF_CONSTANTS = {"tg": 0.9994, "kg": -15.0, "dg": 0.5, "ta": 0.9879, "ka": -22.0, "da": 0.8}
 
 
-def _edge_preservation(ga, aa, gf, af):
-    tg, kg, dg, ta, ka, da = (QABF_CONSTANTS[k] for k in ("tg", "kg", "dg", "ta", "ka", "da"))
+def _edge_preservation(ga, aa, gf, af, tg, kg, dg, ta, ka, da):
     with np.errstate(divide="ignore", invalid="ignore"):
         g = np.where(ga > gf, gf / ga, np.where(ga == gf, np.where(ga > 0, 1.0, 0.0), ga / gf))
     g = np.nan_to_num(g)
@@ -147,8 +146,8 @@ def qabf(a: np.ndarray, b: np.ndarray, f: np.ndarray) -> float:
     ga, aa = _edge_strength_orientation(a)
     gb, ab = _edge_strength_orientation(b)
     gf, af = _edge_strength_orientation(f)
-    qaf = _edge_preservation(ga, aa, gf, af)
-    qbf = _edge_preservation(gb, ab, gf, af)
+    qaf = _edge_preservation(ga, aa, gf, af, **QABF_CONSTANTS)
+    qbf = _edge_preservation(gb, ab, gf, af, **QABF_CONSTANTS)
     den = (ga + gb).sum()
     return float((qaf * ga + qbf * gb).sum() / den) if den > 0 else 0.0
 

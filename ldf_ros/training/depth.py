@@ -23,8 +23,8 @@ from ldf_ros.models.depth_net import (DepthNet, PoseNet, load_depth_net, paramet
 from ldf_ros.models.layers import (axis_angle_to_matrix, edge_aware_smoothness, ground_plane_height, photometric_error,
                                    warp_image)
 from ldf_ros.runtime.depth import depth_input
-from ldf_ros.training import cosine_decay
 from ldf_ros.synthetic.clips import TRAIN_SEEDS, UNLABELED_SEEDS, VAL_SEEDS, Clip, clip_specs, load_or_render
+from ldf_ros.training import cosine_decay
 
 
 class ClipFrames(Dataset):
