@@ -78,7 +78,7 @@ def _setup_synth(p: argparse.ArgumentParser) -> None:
     from pathlib import Path
     p.add_argument("--out", type=Path, required=True, help="output folder (one subfolder per condition)")
     p.add_argument("--frames", type=int, default=10, help="RGB frames per condition")
-    p.add_argument("--conditions", default="day,night,fog", help="comma list of day,dusk,night,fog,glare")
+    p.add_argument("--conditions", default="day,night,fog", help="comma list of day,dusk,night,fog,glare,dense_fog")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--family", default="urban", help="scene family: urban, suburban, highway")
     p.add_argument("--rgb-rate", type=float, default=30.0, help="RGB rate (Hz)")
@@ -163,7 +163,8 @@ def cmd_eval_depth(args: argparse.Namespace) -> int:
         name, _, path = item.rpartition("=")
         net = load_depth_net(path)
         predictors[name or f"{net.cfg.modality}_{net.cfg.role}"] = DepthPredictor(net)
-    samples = folder_samples(args.data) if args.data else test_clip_samples(cache_dir=args.cache_dir)
+    conditions = tuple(c.strip() for c in args.conditions.split(",") if c.strip())
+    samples = folder_samples(args.data) if args.data else test_clip_samples(conditions, cache_dir=args.cache_dir)
     rows, examples = evaluate_depth(predictors, samples)
     summary = write_depth_report(rows, examples, args.out)
     print(depth_markdown(summary))
@@ -251,6 +252,8 @@ def _setup_eval(p: argparse.ArgumentParser) -> None:
                    help="comma list of [name=]checkpoint; a visible and a thermal model also give 'blend'")
     d.add_argument("--data", type=Path, default=None, help="folder written by `ldf-ros synth` (default: held-out test streets)")
     d.add_argument("--cache-dir", default="out/data/clips", help="where test streets are cached")
+    d.add_argument("--conditions", default="day,night,fog",
+                   help="conditions of the test streets (day,dusk,night,fog,glare; dense_fog is never trained on)")
     d.add_argument("--out", type=Path, default=Path("out/eval_depth"), help="report folder")
     d.set_defaults(func=cmd_eval_depth)
 

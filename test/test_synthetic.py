@@ -136,3 +136,23 @@ def test_scene_families_differ():
     assert counts["highway"][C["building"]] == 0 < counts["urban"][C["building"]]
     with pytest.raises(ValueError, match="unknown scene family 'moon'"):
         SequenceSpec(family="moon")
+
+
+def test_dense_fog_hides_the_street_from_the_visible_camera_more_than_from_thermal():
+    """dense_fog is a test-only condition: the visible camera loses mid-range structure
+    (12-30 m) far more than the thermal one does, and training never sees it."""
+    from ldf_ros.synthetic.clips import TRAINING_CONDITIONS, ClipSpec, clip_specs, render_clip
+
+    assert "dense_fog" not in TRAINING_CONDITIONS
+    assert all(s.condition != "dense_fog" for s in clip_specs([1, 2]))
+    with pytest.raises(ValueError, match="unknown condition 'smog'"):
+        clip_specs([1], conditions=("smog",))
+    contrast = {}
+    for cond in ("fog", "dense_fog"):
+        clip = render_clip(ClipSpec(901, "urban", cond, frames=1))
+        band = np.isfinite(clip.depth[0]) & (clip.depth[0] > 12) & (clip.depth[0] < 30)
+        assert band.sum() > 1000
+        contrast[cond] = (clip.rgb[0].mean(-1)[band].std(), clip.thermal[0].astype(float)[band].std())
+    visible_kept = contrast["dense_fog"][0] / contrast["fog"][0]
+    thermal_kept = contrast["dense_fog"][1] / contrast["fog"][1]
+    assert visible_kept < 0.5 and thermal_kept > 0.6, (visible_kept, thermal_kept)

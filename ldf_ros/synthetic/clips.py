@@ -79,8 +79,15 @@ def load_or_render(spec: ClipSpec, cache_dir: Path | None) -> Clip:
     return clip
 
 
-def clip_specs(seeds, families=("urban", "suburban", "highway"), conditions=tuple(CONDITIONS), **kw) -> list[ClipSpec]:
+# What the depth networks train on; CONDITIONS also holds test-only ones (dense_fog).
+TRAINING_CONDITIONS = ("day", "dusk", "night", "fog", "glare")
+
+
+def clip_specs(seeds, families=("urban", "suburban", "highway"), conditions=TRAINING_CONDITIONS, **kw) -> list[ClipSpec]:
     """Every (seed, condition) with families cycled over seeds, so each street is one family."""
+    unknown = [c for c in conditions if c not in CONDITIONS]
+    if unknown:
+        raise ValueError(f"unknown condition {unknown[0]!r}; choose from {', '.join(CONDITIONS)}")
     return [ClipSpec(seed, families[i % len(families)], cond, **kw) for i, seed in enumerate(seeds) for cond in conditions]
 
 

@@ -43,6 +43,9 @@ CONDITIONS = {
     "night": Condition("night", 0.0, 0.004, (0.02, 0.025, 0.04), (0.0, 0.0, 1.0), True, np.inf, False, 3.0, 10.0, -30.0, 0.0),
     "fog": Condition("fog", 0.25, 0.55, (0.72, 0.74, 0.76), (0.3, 0.4, 0.86), False, 45.0, False, 1.3, 8.0, 0.0, 0.25),
     "glare": Condition("glare", 1.0, 0.45, (0.75, 0.80, 0.95), (0.15, 0.97, 0.12), False, np.inf, True, 1.6, 22.0, -25.0, 1.0),
+    # test only (clips.TRAINING_CONDITIONS leaves it out): fog thick enough that the visible
+    # camera loses most of the street, which the 45 m training fog never does
+    "dense_fog": Condition("dense_fog", 0.15, 0.5, (0.72, 0.74, 0.76), (0.3, 0.4, 0.86), False, 15.0, False, 1.3, 8.0, 0.0, 0.25),
 }
 
 
