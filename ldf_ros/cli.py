@@ -154,7 +154,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def cmd_eval_depth(args: argparse.Namespace) -> int:
     """Depth networks per condition on held-out synthetic streets (or synth folders)."""
     from ldf_ros.evaluation.depth_report import (depth_markdown, evaluate_depth, folder_samples, test_clip_samples,
-                                                 write_depth_report)
+                                                 worst_frames, worst_frames_markdown, write_depth_report)
     from ldf_ros.models.depth_net import load_depth_net
     from ldf_ros.runtime.depth import DepthPredictor
 
@@ -168,6 +168,8 @@ def cmd_eval_depth(args: argparse.Namespace) -> int:
     rows, examples = evaluate_depth(predictors, samples)
     summary = write_depth_report(rows, examples, args.out)
     print(depth_markdown(summary))
+    print()
+    print(worst_frames_markdown(worst_frames(rows)))
     print(f"wrote {args.out}/report.md, metrics.csv, summary.json, panel_*.png")
     return 0
 

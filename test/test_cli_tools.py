@@ -1,4 +1,6 @@
 """`ldf-ros fuse` and `ldf-ros eval depth` end to end on small inputs."""
+import json
+
 import cv2
 import numpy as np
 
@@ -41,11 +43,21 @@ def test_eval_depth_on_a_synth_folder(tmp_path, capsys):
     text = capsys.readouterr().out
     assert "| night | visible_student |" in text and "| night | blend |" in text
     assert (tmp_path / "r" / "panel_night.png").is_file() and (tmp_path / "r" / "metrics.csv").is_file()
+    robust = json.loads((tmp_path / "r" / "summary.json").read_text())["robust"]["night"]["visible_student"]
+    assert robust["worst_abs_rel"] >= robust["abs_rel_median"] > 0 and robust["worst_frame"] in text
+
+
+def test_worst_frames_name_the_outlier_that_moves_the_mean():
+    from ldf_ros.evaluation.depth_report import worst_frames
+
+    rows = [{"condition": "night", "method": "m", "frame": f"f{i}", "abs_rel": 0.1} for i in range(9)]
+    rows.append({"condition": "night", "method": "m", "frame": "blinded", "abs_rel": 4.0})
+    w = worst_frames(rows)["night"]["m"]
+    assert w == {"abs_rel_median": 0.1, "worst_frame": "blinded", "worst_abs_rel": 4.0}
 
 
 def test_eval_fusion_takes_any_checkpoint_with_its_own_text_encoder(tmp_path, capsys):
     """Ablation checkpoints (here trained without text) are evaluated by path, side by side."""
-    import json
 
     from ldf_ros.models.fusion_net import FusionNet, FusionNetConfig
     from ldf_ros.models.text import NullTextEncoder
