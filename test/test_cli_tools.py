@@ -58,7 +58,6 @@ def test_worst_frames_name_the_outlier_that_moves_the_mean():
 
 def test_eval_fusion_takes_any_checkpoint_with_its_own_text_encoder(tmp_path, capsys):
     """Ablation checkpoints (here trained without text) are evaluated by path, side by side."""
-
     from ldf_ros.models.fusion_net import FusionNet, FusionNetConfig
     from ldf_ros.models.text import NullTextEncoder
     from ldf_ros.training.fusion import save_fusion_checkpoint
