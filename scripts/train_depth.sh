@@ -2,15 +2,16 @@
 # Train the shipped depth networks: per modality a teacher, a student distilled from it (on
 # the labeled streets plus 60 streets whose ground truth it never sees: unlabeled video, where
 # only the teacher can supervise), and the same student without distillation (the baseline
-# issue 5 compares against), both students for the same number of steps.
+# issue 5 compares against), both students on the same schedule.
 # Usage: bash scripts/train_depth.sh [visible|thermal ...]   (runs resume where they stopped)
-# Shipped: the thermal distilled student (depth_thermal_student_v3) and the visible plain one
-# (depth_visible_student_plain_v2); docs/BENCHMARKS.md says why.
-# Environment: STUDENT_STEPS (default 2000), TEACHER_STEPS (default 2500), THREADS (torch threads per run, default: all).
+# Schedule: teacher 1000 steps, resumed to 2500 (a second cosine cycle); students in cosine
+# cycles of 2000 steps, each resumed from the last (2000, 4000, 6000: the shipped ones).
+# Environment: STUDENT_CYCLES (default "2000 4000 6000"), TEACHER_STEPS (default 2500),
+# THREADS (torch threads per run, default: all).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=.venv/bin/ldf-ros
-steps=${STUDENT_STEPS:-2000}
+cycles=${STUDENT_CYCLES:-2000 4000 6000}
 threads=${THREADS:-0}
 modalities=("$@")
 [ ${#modalities[@]} -eq 0 ] && modalities=(visible thermal)
@@ -21,8 +22,10 @@ for m in "${modalities[@]}"; do
        --out "out/train/depth_${m}_teacher"
   $bin train depth --config config/train_depth.yaml --modality "$m" --role teacher --threads "$threads" \
        --steps "${TEACHER_STEPS:-2500}" --out "out/train/depth_${m}_teacher"
-  $bin train depth --config config/train_depth.yaml --modality "$m" --role student --threads "$threads" --steps "$steps" \
-       --teacher "out/train/depth_${m}_teacher/model.safetensors" --unlabeled-streets 60 --out "out/train/depth_${m}_student_v3"
-  $bin train depth --config config/train_depth.yaml --modality "$m" --role student --threads "$threads" --steps "$steps" \
-       --out "out/train/depth_${m}_student_plain_v2"
+  for steps in $cycles; do
+    $bin train depth --config config/train_depth.yaml --modality "$m" --role student --threads "$threads" --steps "$steps" \
+         --teacher "out/train/depth_${m}_teacher/model.safetensors" --unlabeled-streets 60 --out "out/train/depth_${m}_student_v3"
+    $bin train depth --config config/train_depth.yaml --modality "$m" --role student --threads "$threads" --steps "$steps" \
+         --out "out/train/depth_${m}_student_plain_v2"
+  done
 done
