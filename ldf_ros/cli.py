@@ -13,6 +13,11 @@ from typing import Callable
 from ldf_ros.config import ConfigError, config_to_flat, default_config_path, load_config, parameter_docs
 
 
+def comma_list(text: str) -> tuple[str, ...]:
+    """'day, night,' -> ('day', 'night'): the form every list flag takes."""
+    return tuple(item.strip() for item in text.split(",") if item.strip())
+
+
 def _add_config_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", default=None, help="ROS 2 parameters YAML (default: config/fusion.yaml)")
 
@@ -58,7 +63,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
     """Generate synthetic RGB-thermal-depth sequences as folders and optionally bags."""
     from ldf_ros.synthetic.sequence import SequenceSpec, write_folder
 
-    spec = SequenceSpec(frames=args.frames, conditions=tuple(c.strip() for c in args.conditions.split(",") if c.strip()),
+    spec = SequenceSpec(frames=args.frames, conditions=comma_list(args.conditions),
                         seed=args.seed, family=args.family, rgb_rate_hz=args.rgb_rate, thermal_rate_hz=args.thermal_rate,
                         thermal_offset_s=args.thermal_offset)
     for root in write_folder(spec, args.out):
@@ -132,7 +137,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from ldf_ros.runtime.classical_fusion import BASELINES
 
     methods = {}
-    for item in (m.strip() for m in args.methods.split(",") if m.strip()):
+    for item in comma_list(args.methods):
         name, _, path = item.partition("=")
         if path:
             methods[name] = _checkpoint_fusion_fn(path, args.config)
@@ -154,7 +159,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def cmd_eval_depth(args: argparse.Namespace) -> int:
     """Depth networks per condition on held-out synthetic streets (or synth folders)."""
     from ldf_ros.evaluation.depth_report import (depth_markdown, evaluate_depth, folder_samples, test_clip_samples,
-                                                 worst_frames, worst_frames_markdown, write_depth_report)
+                                                 worst_frames_markdown, write_depth_report)
     from ldf_ros.models.depth_net import load_depth_net
     from ldf_ros.runtime.depth import DepthPredictor
 
@@ -163,13 +168,13 @@ def cmd_eval_depth(args: argparse.Namespace) -> int:
         name, _, path = item.rpartition("=")
         net = load_depth_net(path)
         predictors[name or f"{net.cfg.modality}_{net.cfg.role}"] = DepthPredictor(net)
-    conditions = tuple(c.strip() for c in args.conditions.split(",") if c.strip())
-    samples = folder_samples(args.data) if args.data else test_clip_samples(conditions, cache_dir=args.cache_dir)
+    samples = (folder_samples(args.data) if args.data
+               else test_clip_samples(comma_list(args.conditions), cache_dir=args.cache_dir))
     rows, examples = evaluate_depth(predictors, samples)
-    summary = write_depth_report(rows, examples, args.out)
+    summary, worst = write_depth_report(rows, examples, args.out)
     print(depth_markdown(summary))
     print()
-    print(worst_frames_markdown(worst_frames(rows)))
+    print(worst_frames_markdown(worst))
     print(f"wrote {args.out}/report.md, metrics.csv, summary.json, panel_*.png")
     return 0
 
@@ -362,7 +367,7 @@ def _setup_eval_bag(p: argparse.ArgumentParser) -> None:
 def cmd_demo(args: argparse.Namespace) -> int:
     """Synthetic bags (day, night, fog) through the real node over DDS, with reports."""
     from ldf_ros.ros.bag_eval import run_demo
-    run_demo(args.out, frames=args.frames, conditions=tuple(c for c in args.conditions.split(",") if c),
+    run_demo(args.out, frames=args.frames, conditions=comma_list(args.conditions),
              rate=args.rate, variant=args.variant, config=args.config)
     print((args.out / "report.md").read_text())
     return 0

@@ -75,29 +75,28 @@ def evaluate_depth(predictors: dict, samples, with_blend: bool = True, progress:
     return rows, examples
 
 
+def _by_condition_and_method(rows) -> dict[str, dict[str, list[dict]]]:
+    out: dict = {}
+    for r in rows:
+        out.setdefault(r["condition"], {}).setdefault(r["method"], []).append(r)
+    return out
+
+
 def summarize_depth(rows) -> dict[str, dict[str, dict[str, float]]]:
     """condition -> method -> mean metrics."""
-    out: dict = {}
-    for cond in dict.fromkeys(r["condition"] for r in rows):
-        for method in dict.fromkeys(r["method"] for r in rows):
-            sel = [r for r in rows if r["condition"] == cond and r["method"] == method]
-            if sel:
-                out.setdefault(cond, {})[method] = mean_metrics(sel)
-    return out
+    return {cond: {method: mean_metrics(sel) for method, sel in methods.items()}
+            for cond, methods in _by_condition_and_method(rows).items()}
 
 
 def worst_frames(rows) -> dict[str, dict[str, dict]]:
     """condition -> method -> {median AbsRel, worst frame, its AbsRel}: a mean over a few
     hundred frames can be decided by one frame the camera cannot see (a blown-out image),
     which the median and the named worst frame make visible."""
-    out: dict = {}
-    for r in rows:
-        out.setdefault(r["condition"], {}).setdefault(r["method"], []).append(r)
     return {cond: {method: {"abs_rel_median": float(np.median([r["abs_rel"] for r in sel])),
                             "worst_frame": (w := max(sel, key=lambda r: r["abs_rel"]))["frame"],
                             "worst_abs_rel": float(w["abs_rel"])}
                    for method, sel in methods.items()}
-            for cond, methods in out.items()}
+            for cond, methods in _by_condition_and_method(rows).items()}
 
 
 def worst_frames_markdown(worst) -> str:
@@ -116,7 +115,8 @@ def depth_markdown(summary) -> str:
     return "\n".join(lines)
 
 
-def write_depth_report(rows, examples, out: str | Path) -> dict:
+def write_depth_report(rows, examples, out: str | Path) -> tuple[dict, dict]:
+    """metrics.csv, summary.json, report.md and panels; returns (means, robust table)."""
     from ldf_ros.ops.visualize import colorize_depth, colorize_error, colorize_gray, label, tile_row, write_rgb_png
     from ldf_ros.runtime.thermal import normalize_thermal
 
@@ -139,4 +139,4 @@ def write_depth_report(rows, examples, out: str | Path) -> dict:
                                    "(no median scaling).\n\n" + depth_markdown(summary) +
                                    "\n\nMedian over frames and the worst frame:\n\n" + worst_frames_markdown(worst) +
                                    "\n\nPanels: " + ", ".join(f"panel_{c}.png" for c in examples) + "\n")
-    return summary
+    return summary, worst
