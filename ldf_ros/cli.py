@@ -272,7 +272,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         from ldf_ros.training.fusion import train_diffusion
         cfg = load_section_yaml(args.config, "diffusion", DiffusionTrainConfig,
                                 {"steps": args.steps, "seed": args.seed, "out": args.out, "threads": args.threads,
-                                 "data": args.data})
+                                 "data": args.data, "lr": args.lr})
         print(f"wrote {train_diffusion(cfg, resume=not args.restart)}")
     elif args.what == "fusion":
         from ldf_ros.training.fusion import train_fusion
@@ -280,13 +280,14 @@ def cmd_train(args: argparse.Namespace) -> int:
                                 {"role": args.role, "steps": args.steps, "seed": args.seed, "out": args.out,
                                  "threads": args.threads, "data": args.data, "teacher": args.teacher,
                                  "denoiser": args.denoiser, "text_encoder": args.text_encoder,
-                                 "depth_weight": args.depth_weight, "init": args.init})
+                                 "depth_weight": args.depth_weight, "init": args.init, "lr": args.lr})
         print(f"wrote {train_fusion(cfg, resume=not args.restart)}")
     if args.what == "depth":
         from ldf_ros.training.depth import train_depth
         overrides = {"modality": args.modality, "role": args.role, "teacher": args.teacher, "steps": args.steps,
-                     "seed": args.seed, "out": args.out, "threads": args.threads,
-                     "unlabeled_streets": args.unlabeled_streets}
+                     "seed": args.seed, "out": args.out, "threads": args.threads, "lr": args.lr,
+                     "unlabeled_streets": args.unlabeled_streets, "init": args.init,
+                     "distill_gate": args.distill_gate}
         cfg = load_section_yaml(args.config, "depth", DepthTrainConfig, overrides)
         path = train_depth(cfg, resume=not args.restart)
         print(f"wrote {path}")
@@ -298,6 +299,7 @@ def _train_parser(sub, name: str, help_text: str) -> argparse.ArgumentParser:
     p = sub.add_parser(name, help=help_text)
     p.add_argument("--config", default=None, help=f"training YAML (config/train_{name}.yaml)")
     p.add_argument("--steps", type=int)
+    p.add_argument("--lr", type=float, help="learning rate")
     p.add_argument("--seed", type=int)
     p.add_argument("--threads", type=int)
     p.add_argument("--out", help="run folder")
@@ -314,6 +316,9 @@ def _setup_train(p: argparse.ArgumentParser) -> None:
     d.add_argument("--role", choices=["teacher", "student"])
     d.add_argument("--teacher", help="teacher checkpoint to distil from (students)")
     d.add_argument("--unlabeled-streets", type=int, help="distillation: extra streets seen without ground truth")
+    d.add_argument("--distill-gate", action="store_const", const=True,
+                   help="imitate the teacher only where it beats the student (ground truth or reprojection)")
+    d.add_argument("--init", help="start from this depth checkpoint of the same modality and role (fine-tuning)")
     for name, help_text in (("diffusion", "train the 4-channel DDPM denoiser (self-supervised)"),
                             ("fusion", "train the fusion head (teacher) or the single-pass student")):
         f = _train_parser(sub, name, help_text)

@@ -309,6 +309,11 @@ class DepthTrainConfig:
     modality: str = _spec("visible", doc="input camera", choices=["visible", "thermal"])
     role: str = _spec("student", doc="network size", choices=["teacher", "student"])
     teacher: str = _spec("", doc="teacher checkpoint to distil from (student only; empty: no distillation)")
+    distill_gate: bool = _spec(False, doc="imitate the teacher only where it is closer to the ground truth than the "
+                               "student (labeled frames) or reprojects the neighbours better than the student and "
+                               "than no motion at all (unlabeled frames)")
+    init: str = _spec("", doc="depth checkpoint of the same modality and role to start from (fine-tuning; "
+                      "empty: fresh weights)")
     steps: int = _spec(1000, doc="optimizer steps", lo=1)
     batch_size: int = _spec(8, doc="clips frames per step", lo=1, hi=256)
     lr: float = _spec(1e-3, doc="AdamW learning rate (cosine decay)", lo=0.0, lo_open=True)

@@ -10,7 +10,8 @@ from ldf_ros.models.depth_net import DepthNet, load_depth_net, parameter_count, 
 from ldf_ros.models.layers import axis_angle_to_matrix, ground_plane_height, warp_image
 from ldf_ros.runtime.depth import DepthPredictor, blend_depths
 from ldf_ros.synthetic.clips import ClipSpec, render_clip
-from ldf_ros.training.depth import ClipFrames, build_training, training_losses
+from ldf_ros.training.depth import (ClipFrames, DistillationLoss, build_training, distillation_gate,
+                                   training_losses)
 
 
 @pytest.fixture(scope="module")
@@ -78,14 +79,14 @@ def test_warp_with_identity_pose_returns_the_source():
     torch.testing.assert_close(out, src, atol=1e-4, rtol=0)
 
 
-@pytest.mark.parametrize("role", ["teacher", "student"])
-def test_a_training_step_lowers_the_loss(tiny_clips, role, tmp_path):
+@pytest.mark.parametrize("role, gate", [("teacher", False), ("student", False), ("student", True)])
+def test_a_training_step_lowers_the_loss(tiny_clips, role, gate, tmp_path):
     torch.manual_seed(0)
     teacher = ""
     if role == "student":
         t = DepthNet(teacher_config("visible"))
         teacher = str(save_checkpoint(tmp_path / "t.safetensors", t, "depth", t.cfg.to_dict()))
-    cfg = DepthTrainConfig(modality="visible", role=role, teacher=teacher)
+    cfg = DepthTrainConfig(modality="visible", role=role, teacher=teacher, distill_gate=gate)
     model, pose, teach, distill = build_training(cfg)
     data = ClipFrames(tiny_clips, "visible", augment=False)
     batch = torch.utils.data.default_collate([data[i] for i in range(4)])
@@ -102,6 +103,10 @@ def test_a_training_step_lowers_the_loss(tiny_clips, role, tmp_path):
     expected = {"supervised", "photometric", "smoothness"} | ({"semantic"} if role == "teacher" else
                                                               {"distill_depth", "distill_feature", "distill_bins"})
     assert expected <= set(out)
+    if gate:   # a random teacher is rarely better than the student: it teaches only some pixels
+        assert 0.0 < out["gate_share"].item() < 1.0
+        terms = sum(v.item() for k, v in out.items() if k not in ("total", "gate_share"))
+        assert out["total"].item() == pytest.approx(terms, rel=1e-5)
 
 
 def test_unlabeled_clips_give_no_ground_truth_to_the_loss(tiny_clips):
@@ -143,3 +148,49 @@ def test_blend_uses_visible_outside_the_thermal_field_of_view():
     out = blend_depths(dv, dt, dark, valid)
     np.testing.assert_allclose(out[:, :16], 10.0, rtol=1e-5)
     np.testing.assert_allclose(out[:, 16:], 20.0, rtol=1e-5)
+
+
+def test_distillation_gate_follows_whoever_is_right():
+    gt = torch.full((1, 1, 4, 6), 10.0)
+    gt[..., 0] = 0.0                                   # no ground truth in the first column
+    teacher = torch.full_like(gt, 10.0)
+    teacher[..., 3:] = 20.0                            # the teacher is wrong on the right half
+    student = torch.full_like(gt, 15.0)
+    gate = distillation_gate(student, teacher, gt, 0.5, 80.0)
+    assert gate[..., 1:3].eq(1).all() and gate[..., 3:].eq(0).all()
+    assert gate[..., 0].eq(0).all()                    # no labels, no reprojection errors: never
+    reproj_s, identity = torch.full_like(gt, 0.3), torch.full_like(gt, 0.2)
+    reproj_t = torch.full_like(gt, 0.1)
+    reproj_t[:, :, 2:, 0] = 0.25                       # better than the student, worse than no motion
+    gate = distillation_gate(student, teacher, gt, 0.5, 80.0, reproj_s, reproj_t, identity)
+    assert gate[:, :, :2, 0].eq(1).all() and gate[:, :, 2:, 0].eq(0).all()
+    assert gate[..., 1:].equal(distillation_gate(student, teacher, gt, 0.5, 80.0)[..., 1:])
+
+
+def test_a_closed_gate_silences_the_teacher():
+    s_net, t_net = DepthNet(student_config("visible")), DepthNet(teacher_config("visible"))
+    cfg = DepthTrainConfig(modality="visible", role="student")
+    distill = DistillationLoss(s_net.cfg.widths[-1], t_net.cfg.widths[-1], cfg, (0.5, 80.0))
+    x = torch.rand(2, 3, 128, 160)
+    out_s, out_t = s_net(x), t_net(x)
+    out_s["depth_scales"] = [s_net.disp_to_depth(d) for d in out_s["disp"]]
+    closed = distill(out_s, out_t, torch.zeros_like(out_t["depth"]))
+    assert all(v.item() == 0 for v in closed.values())
+    opened, ungated = distill(out_s, out_t, torch.ones_like(out_t["depth"])), distill(out_s, out_t)
+    for name, value in ungated.items():
+        assert value.item() > 0
+        torch.testing.assert_close(opened[name], value)
+
+
+def test_fine_tuning_starts_from_the_same_network_only(tmp_path):
+    student = DepthNet(student_config("visible"))
+    path = str(save_checkpoint(tmp_path / "s.safetensors", student, "depth", student.cfg.to_dict()))
+    model, _, _, _ = build_training(DepthTrainConfig(modality="visible", role="student", init=path))
+    for name, value in student.state_dict().items():
+        torch.testing.assert_close(model.state_dict()[name], value)
+    with pytest.raises(ValueError, match="this run trains a teacher"):
+        build_training(DepthTrainConfig(modality="visible", role="teacher", init=path))
+    with pytest.raises(CheckpointError, match="expected thermal"):
+        build_training(DepthTrainConfig(modality="thermal", role="student", init=path))
+    with pytest.raises(ValueError, match="distill_gate needs a teacher"):
+        build_training(DepthTrainConfig(modality="visible", role="student", distill_gate=True))

@@ -73,23 +73,28 @@ def supervised_loss(depths: list[torch.Tensor], gt: torch.Tensor, min_depth: flo
     return total / len(depths)
 
 
-def photometric_loss(depths, frames, k, pose_net: PoseNet) -> torch.Tensor:
-    """Minimum reprojection over the neighbours with auto-masking of static pixels (pixels
-    whose unwarped neighbour already matches better are ignored), averaged over scales."""
+def identity_error(frames) -> torch.Tensor:
+    """(B, 1, H, W) error of the unwarped neighbours (a tiny noise breaks ties): pixels where it
+    is the smallest are static or textureless and tell nothing about depth (auto-masking)."""
     prev, target, nxt = frames[:, 0], frames[:, 1], frames[:, 2]
     identity = torch.cat([photometric_error(s, target) for s in (prev, nxt)], 1)
-    identity = identity + 1e-5 * torch.randn_like(identity)
-    total = target.new_zeros(())
-    poses = [pose_net(target, s) for s in (prev, nxt)]
-    for d in depths:
-        d = F.interpolate(d, size=target.shape[-2:], mode="bilinear", align_corners=False)
-        errors = []
-        for source, (aa, t) in zip((prev, nxt), poses):
-            warped = warp_image(source, d, axis_angle_to_matrix(aa), t, k)
-            errors.append(photometric_error(warped, target))
-        reproj = torch.cat(errors, 1)
-        total = total + torch.cat([reproj, identity], 1).min(1)[0].mean()
-    return total / len(depths)
+    return (identity + 1e-5 * torch.randn_like(identity)).min(1, keepdim=True)[0]
+
+
+def reprojection_error(depth, frames, k, poses) -> torch.Tensor:
+    """(B, 1, H, W) minimum over the neighbours of the error of warping them into the target
+    with `depth` (upsampled to the frame size) and the poses [(axis-angle, t) per neighbour]."""
+    prev, target, nxt = frames[:, 0], frames[:, 1], frames[:, 2]
+    d = F.interpolate(depth, size=target.shape[-2:], mode="bilinear", align_corners=False)
+    errors = [photometric_error(warp_image(source, d, axis_angle_to_matrix(aa), t, k), target)
+              for source, (aa, t) in zip((prev, nxt), poses)]
+    return torch.cat(errors, 1).min(1, keepdim=True)[0]
+
+
+def photometric_loss(reprojection: list[torch.Tensor], identity: torch.Tensor) -> torch.Tensor:
+    """Minimum reprojection with auto-masking of static pixels (where the unwarped neighbour
+    already matches better, the loss is that constant), averaged over scales."""
+    return sum(torch.minimum(r, identity).mean() for r in reprojection) / len(reprojection)
 
 
 def smoothness_loss(disps, image) -> torch.Tensor:
@@ -109,9 +114,28 @@ def depth_bin_probabilities(depth: torch.Tensor, min_depth: float, max_depth: fl
     return logits.log_softmax(1)
 
 
+def distillation_gate(depth_s, depth_t, gt, min_depth: float, max_depth: float, reproj_s=None, reproj_t=None,
+                      identity=None) -> torch.Tensor:
+    """(B, 1, H, W) 1 where the student should imitate the teacher: where ground truth exists,
+    the teacher must be closer to it than the student; elsewhere it must reproject the
+    neighbours better than the student and than no motion at all (without the errors: never).
+    A teacher that is wrong somewhere (a blown-out night frame) then teaches nothing there."""
+    with torch.no_grad():
+        valid = (gt >= min_depth) & (gt <= max_depth)
+        log_gt = torch.log(gt.clamp(min=min_depth))
+        closer = (torch.log(depth_t) - log_gt).abs() < (torch.log(depth_s) - log_gt).abs()
+        if reproj_s is None:
+            explains = torch.zeros_like(valid)
+        else:
+            explains = (reproj_t < reproj_s) & (reproj_t < identity)
+        return torch.where(valid, closer, explains).float()
+
+
 class DistillationLoss(nn.Module):
     """Student imitates the teacher: log depth, bottleneck features (through a 1x1 adapter,
-    training only), and the distribution over distance categories."""
+    training only), and the distribution over distance categories; with a gate (B, 1, H, W),
+    only where it is 1 (the terms are averaged over all pixels, so the teacher's weight shrinks
+    as the student overtakes it)."""
 
     def __init__(self, student_width: int, teacher_width: int, cfg: DepthTrainConfig, depth_range):
         super().__init__()
@@ -119,28 +143,34 @@ class DistillationLoss(nn.Module):
         self.cfg = cfg
         self.depth_range = depth_range
 
-    def forward(self, out_s: dict, out_t: dict) -> dict[str, torch.Tensor]:
+    def forward(self, out_s: dict, out_t: dict, gate: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         d_t = out_t["depth"]
-        imitation = sum((torch.log(F.interpolate(d, size=d_t.shape[-2:], mode="bilinear", align_corners=False))
-                         - torch.log(d_t)).abs().mean() for d in out_s["depth_scales"]) / len(out_s["depth_scales"])
+        if gate is None:
+            gate = torch.ones_like(d_t)
+        imitation = sum(((torch.log(F.interpolate(d, size=d_t.shape[-2:], mode="bilinear", align_corners=False))
+                          - torch.log(d_t)).abs() * gate).mean()
+                        for d in out_s["depth_scales"]) / len(out_s["depth_scales"])
         target = out_t["features"]   # normalized MSE: the teacher's feature scale is arbitrary
-        feat = F.mse_loss(self.adapter(out_s["features"]), target) / (target.var() + 1e-6)
+        feat_gate = F.adaptive_avg_pool2d(gate, target.shape[-2:])
+        feat = ((self.adapter(out_s["features"]) - target) ** 2 * feat_gate).mean() / (target.var() + 1e-6)
         lp_s = depth_bin_probabilities(out_s["depth"], *self.depth_range)
         lp_t = depth_bin_probabilities(d_t, *self.depth_range)
-        bins = (lp_t.exp() * (lp_t - lp_s)).sum(1).mean()   # KL(teacher || student), 0 when they agree
+        kl = (lp_t.exp() * (lp_t - lp_s)).sum(1, keepdim=True)   # KL(teacher || student), 0 when they agree
         return {"distill_depth": imitation * self.cfg.distill_depth_weight,
                 "distill_feature": feat * self.cfg.distill_feature_weight,
-                "distill_bins": bins * self.cfg.distill_bins_weight}
+                "distill_bins": (kl * gate).mean() * self.cfg.distill_bins_weight}
 
 
 def build_training(cfg: DepthTrainConfig):
     """(model, pose net or None, teacher or None, distillation module or None)."""
     net_cfg = teacher_config(cfg.modality) if cfg.role == "teacher" else student_config(cfg.modality)
-    model = DepthNet(net_cfg)
+    model = _initial_weights(cfg.init, net_cfg) if cfg.init else DepthNet(net_cfg)
     pose = PoseNet(net_cfg.in_channels) if cfg.photometric_weight > 0 else None
     teacher = distill = None
     if cfg.unlabeled_streets and not cfg.teacher:
         raise ValueError("unlabeled_streets needs a teacher: without one nothing supervises their depth")
+    if cfg.distill_gate and not cfg.teacher:
+        raise ValueError("distill_gate needs a teacher")
     if cfg.teacher:
         if cfg.role != "student":
             raise ValueError("only a student can be distilled from a teacher (role: student)")
@@ -150,6 +180,17 @@ def build_training(cfg: DepthTrainConfig):
         distill = DistillationLoss(net_cfg.widths[-1], teacher.cfg.widths[-1], cfg,
                                    (net_cfg.min_depth, net_cfg.max_depth))
     return model, pose, teacher, distill
+
+
+def _initial_weights(path: str, net_cfg) -> DepthNet:
+    """Fine-tuning starts from a checkpoint of exactly the network being trained."""
+    from ldf_ros.config import resolve_path
+
+    model = load_depth_net(resolve_path(path), modality=net_cfg.modality).train()
+    if model.cfg != net_cfg:
+        raise ValueError(f"init: {path} is a depth {model.cfg.role} ({model.cfg.widths}), "
+                         f"this run trains a {net_cfg.role} ({net_cfg.widths})")
+    return model
 
 
 def training_losses(batch, model: DepthNet, pose: PoseNet | None, teacher: DepthNet | None,
@@ -162,9 +203,12 @@ def training_losses(batch, model: DepthNet, pose: PoseNet | None, teacher: Depth
     losses: dict[str, torch.Tensor] = {}
     if cfg.supervised_weight > 0:
         losses["supervised"] = cfg.supervised_weight * supervised_loss(out["depth_scales"], gt, mc.min_depth, mc.max_depth)
+    reproj = poses = identity = None
     if pose is not None:
-        scales = out["depth_scales"][:cfg.photometric_scales]
-        losses["photometric"] = cfg.photometric_weight * photometric_loss(scales, frames, k, pose)
+        poses = [pose(target, s) for s in (frames[:, 0], frames[:, 2])]
+        identity = identity_error(frames)
+        reproj = [reprojection_error(d, frames, k, poses) for d in out["depth_scales"][:cfg.photometric_scales]]
+        losses["photometric"] = cfg.photometric_weight * photometric_loss(reproj, identity)
     if cfg.smoothness_weight > 0:
         losses["smoothness"] = cfg.smoothness_weight * smoothness_loss(out["disp"], target)
     unlabeled = ~(gt > 0).flatten(1).any(1)
@@ -178,8 +222,17 @@ def training_losses(batch, model: DepthNet, pose: PoseNet | None, teacher: Depth
     if teacher is not None:
         with torch.no_grad():
             out_t = teacher(target)
-        losses.update(distill(out, out_t))
+        gate = None
+        if cfg.distill_gate:
+            with torch.no_grad():
+                reproj_t = None if pose is None else reprojection_error(out_t["depth"], frames, k, poses)
+            gate = distillation_gate(out["depth"], out_t["depth"], gt, mc.min_depth, mc.max_depth,
+                                     None if reproj is None else reproj[0].detach(), reproj_t, identity)
+            share = gate.mean()   # logged: the share of pixels the teacher still teaches
+        losses.update(distill(out, out_t, gate))
     losses["total"] = sum(losses.values())
+    if cfg.distill_gate and teacher is not None:
+        losses["gate_share"] = share
     return losses
 
 
