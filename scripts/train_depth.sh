@@ -7,7 +7,8 @@
 # Schedule: teacher 1000 steps, resumed to 2500 (a second cosine cycle); students in cosine
 # cycles of 2000 steps, each resumed from the last (2000, 4000, 6000: the shipped ones).
 # Environment: STUDENT_CYCLES (default "2000 4000 6000"), TEACHER_STEPS (default 2500),
-# THREADS (torch threads per run, default: all).
+# THREADS (torch threads per run, default: all), TUNE=1 (then the fine-tuning stage below;
+# session 7 ran it for visible only).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=.venv/bin/ldf-ros
@@ -28,4 +29,19 @@ for m in "${modalities[@]}"; do
     $bin train depth --config config/train_depth.yaml --modality "$m" --role student --threads "$threads" --steps "$steps" \
          --out "out/train/depth_${m}_student_plain_v2"
   done
+  [ "${TUNE:-0}" = 1 ] || continue
+  # fine-tuning stage (fresh AdamW, learning rate 5e-4, cosine over 2000 steps): the teacher
+  # once; the plain student twice; from the first plain fine-tune, the student distilled from
+  # the fine-tuned teacher, gated and ungated, against the second plain fine-tune (same steps)
+  tune=(--config config/train_depth.yaml --modality "$m" --threads "$threads" --steps 2000 --lr 5e-4)
+  $bin train depth "${tune[@]}" --role teacher --init "out/train/depth_${m}_teacher/model.safetensors" \
+       --out "out/train/depth_${m}_teacher_ft"
+  $bin train depth "${tune[@]}" --role student --init "out/train/depth_${m}_student_plain_v2/model.safetensors" \
+       --out "out/train/depth_${m}_student_plain_ft"
+  $bin train depth "${tune[@]}" --role student --init "out/train/depth_${m}_student_plain_ft/model.safetensors" \
+       --out "out/train/depth_${m}_student_plain_ft2"
+  distil=(--init "out/train/depth_${m}_student_plain_ft/model.safetensors" --unlabeled-streets 60
+          --teacher "out/train/depth_${m}_teacher_ft/model.safetensors")
+  $bin train depth "${tune[@]}" --role student "${distil[@]}" --distill-gate --out "out/train/depth_${m}_student_gated_ft2"
+  $bin train depth "${tune[@]}" --role student "${distil[@]}" --out "out/train/depth_${m}_student_distilled_ft2"
 done
