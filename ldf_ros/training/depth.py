@@ -219,20 +219,18 @@ def training_losses(batch, model: DepthNet, pose: PoseNet | None, teacher: Depth
     if out["semantics"] is not None and cfg.semantic_weight > 0:
         logits = F.interpolate(out["semantics"], size=target.shape[-2:], mode="bilinear", align_corners=False)
         losses["semantic"] = cfg.semantic_weight * F.cross_entropy(logits, batch["classes"])
+    gate = None
     if teacher is not None:
         with torch.no_grad():
             out_t = teacher(target)
-        gate = None
-        if cfg.distill_gate:
-            with torch.no_grad():
-                reproj_t = None if pose is None else reprojection_error(out_t["depth"], frames, k, poses)
-            gate = distillation_gate(out["depth"], out_t["depth"], gt, mc.min_depth, mc.max_depth,
-                                     None if reproj is None else reproj[0].detach(), reproj_t, identity)
-            share = gate.mean()   # logged: the share of pixels the teacher still teaches
+            if cfg.distill_gate:
+                reproj_t = None if reproj is None else reprojection_error(out_t["depth"], frames, k, poses)
+                gate = distillation_gate(out["depth"], out_t["depth"], gt, mc.min_depth, mc.max_depth,
+                                         None if reproj is None else reproj[0], reproj_t, identity)
         losses.update(distill(out, out_t, gate))
     losses["total"] = sum(losses.values())
-    if cfg.distill_gate and teacher is not None:
-        losses["gate_share"] = share
+    if gate is not None:
+        losses["gate_share"] = gate.mean()   # logged: the share of pixels the teacher still teaches
     return losses
 
 
