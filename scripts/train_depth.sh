@@ -5,10 +5,10 @@
 # issue 5 compares against), both students on the same schedule.
 # Usage: bash scripts/train_depth.sh [visible|thermal ...]   (runs resume where they stopped)
 # Schedule: teacher 1000 steps, resumed to 2500 (a second cosine cycle); students in cosine
-# cycles of 2000 steps, each resumed from the last (2000, 4000, 6000: the shipped ones).
+# cycles of 2000 steps, each resumed from the last (2000, 4000, 6000: the shipped thermal one).
 # Environment: STUDENT_CYCLES (default "2000 4000 6000"), TEACHER_STEPS (default 2500),
 # THREADS (torch threads per run, default: all), TUNE=1 (then the fine-tuning stage below;
-# session 7 ran it for visible only).
+# sessions 7-8 ran it for visible only; its plain_ft2 is the shipped visible student).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=.venv/bin/ldf-ros
