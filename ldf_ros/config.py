@@ -312,6 +312,8 @@ class DepthTrainConfig:
     distill_gate: bool = _spec(False, doc="imitate the teacher only where it is closer to the ground truth than the "
                                "student (labeled frames) or reprojects the neighbours better than the student and "
                                "than no motion at all (unlabeled frames)")
+    teacher_flip: bool = _spec(False, doc="the teacher's targets average its pass on the frame and on the mirrored "
+                               "frame (a better teacher for a second forward pass; student only)")
     init: str = _spec("", doc="depth checkpoint of the same modality and role to start from (fine-tuning; "
                       "empty: fresh weights)")
     steps: int = _spec(1000, doc="optimizer steps", lo=1)

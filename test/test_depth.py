@@ -11,7 +11,7 @@ from ldf_ros.models.layers import axis_angle_to_matrix, ground_plane_height, war
 from ldf_ros.runtime.depth import DepthPredictor, blend_depths
 from ldf_ros.synthetic.clips import ClipSpec, render_clip
 from ldf_ros.training.depth import (ClipFrames, DistillationLoss, build_training, distillation_gate,
-                                   training_losses)
+                                   flip_averaged, training_losses)
 
 
 @pytest.fixture(scope="module")
@@ -79,14 +79,15 @@ def test_warp_with_identity_pose_returns_the_source():
     torch.testing.assert_close(out, src, atol=1e-4, rtol=0)
 
 
-@pytest.mark.parametrize("role, gate", [("teacher", False), ("student", False), ("student", True)])
-def test_a_training_step_lowers_the_loss(tiny_clips, role, gate, tmp_path):
+@pytest.mark.parametrize("role, gate, flip", [("teacher", False, False), ("student", False, False),
+                                              ("student", True, False), ("student", False, True)])
+def test_a_training_step_lowers_the_loss(tiny_clips, role, gate, flip, tmp_path):
     torch.manual_seed(0)
     teacher = ""
     if role == "student":
         t = DepthNet(teacher_config("visible"))
         teacher = str(save_checkpoint(tmp_path / "t.safetensors", t, "depth", t.cfg.to_dict()))
-    cfg = DepthTrainConfig(modality="visible", role=role, teacher=teacher, distill_gate=gate)
+    cfg = DepthTrainConfig(modality="visible", role=role, teacher=teacher, distill_gate=gate, teacher_flip=flip)
     model, pose, teach, distill = build_training(cfg)
     data = ClipFrames(tiny_clips, "visible", augment=False)
     batch = torch.utils.data.default_collate([data[i] for i in range(4)])
@@ -194,3 +195,18 @@ def test_fine_tuning_starts_from_the_same_network_only(tmp_path):
         build_training(DepthTrainConfig(modality="thermal", role="student", init=path))
     with pytest.raises(ValueError, match="distill_gate needs a teacher"):
         build_training(DepthTrainConfig(modality="visible", role="student", distill_gate=True))
+    with pytest.raises(ValueError, match="teacher_flip needs a teacher"):
+        build_training(DepthTrainConfig(modality="visible", role="student", teacher_flip=True))
+
+
+def test_flip_averaged_teacher_is_mirror_symmetric_and_between_its_passes():
+    torch.manual_seed(0)
+    model = DepthNet(teacher_config("visible")).eval()
+    x = torch.rand(2, 3, model.cfg.input_height, model.cfg.input_width)
+    with torch.no_grad():
+        avg, mirrored = flip_averaged(model, x), flip_averaged(model, x.flip(-1))
+        a, b = model(x)["depth"], model(x.flip(-1))["depth"].flip(-1)
+    torch.testing.assert_close(mirrored["depth"].flip(-1), avg["depth"])
+    torch.testing.assert_close(mirrored["features"].flip(-1), avg["features"])
+    assert (avg["depth"] >= torch.minimum(a, b) - 1e-5).all() and (avg["depth"] <= torch.maximum(a, b) + 1e-5).all()
+    assert not torch.allclose(a, b)   # a random network is not symmetric: the average did something

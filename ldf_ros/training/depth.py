@@ -131,6 +131,15 @@ def distillation_gate(depth_s, depth_t, gt, min_depth: float, max_depth: float, 
         return torch.where(valid, closer, explains).float()
 
 
+def flip_averaged(model: DepthNet, image: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The model's depth (geometric mean) and features (mean) over the image and its mirror,
+    each mirrored back: errors that do not survive mirroring cancel, so it is a better target
+    than one pass (test-time augmentation for the teacher)."""
+    a, b = model(image), model(image.flip(-1))
+    return {"depth": torch.sqrt(a["depth"] * b["depth"].flip(-1)),
+            "features": 0.5 * (a["features"] + b["features"].flip(-1))}
+
+
 class DistillationLoss(nn.Module):
     """Student imitates the teacher: log depth, bottleneck features (through a 1x1 adapter,
     training only), and the distribution over distance categories; with a gate (B, 1, H, W),
@@ -171,6 +180,8 @@ def build_training(cfg: DepthTrainConfig):
         raise ValueError("unlabeled_streets needs a teacher: without one nothing supervises their depth")
     if cfg.distill_gate and not cfg.teacher:
         raise ValueError("distill_gate needs a teacher")
+    if cfg.teacher_flip and not cfg.teacher:
+        raise ValueError("teacher_flip needs a teacher")
     if cfg.teacher:
         if cfg.role != "student":
             raise ValueError("only a student can be distilled from a teacher (role: student)")
@@ -222,7 +233,7 @@ def training_losses(batch, model: DepthNet, pose: PoseNet | None, teacher: Depth
     gate = None
     if teacher is not None:
         with torch.no_grad():
-            out_t = teacher(target)
+            out_t = flip_averaged(teacher, target) if cfg.teacher_flip else teacher(target)
             if cfg.distill_gate:
                 reproj_t = None if reproj is None else reprojection_error(out_t["depth"], frames, k, poses)
                 gate = distillation_gate(out["depth"], out_t["depth"], gt, mc.min_depth, mc.max_depth,
