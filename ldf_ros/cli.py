@@ -287,7 +287,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         overrides = {"modality": args.modality, "role": args.role, "teacher": args.teacher, "steps": args.steps,
                      "seed": args.seed, "out": args.out, "threads": args.threads, "lr": args.lr,
                      "unlabeled_streets": args.unlabeled_streets, "init": args.init,
-                     "distill_gate": args.distill_gate, "teacher_flip": args.teacher_flip}
+                     "distill_gate": args.distill_gate, "teacher_flip": args.teacher_flip,
+                     "distill_unlabeled_only": args.distill_unlabeled_only}
         cfg = load_section_yaml(args.config, "depth", DepthTrainConfig, overrides)
         path = train_depth(cfg, resume=not args.restart)
         print(f"wrote {path}")
@@ -320,6 +321,8 @@ def _setup_train(p: argparse.ArgumentParser) -> None:
                    help="imitate the teacher only where it beats the student (ground truth or reprojection)")
     d.add_argument("--teacher-flip", action="store_const", const=True,
                    help="teacher targets: mean of its passes on the frame and the mirrored frame")
+    d.add_argument("--distill-unlabeled-only", action="store_const", const=True,
+                   help="imitate the teacher only on the unlabeled streets (labeled frames: ground truth only)")
     d.add_argument("--init", help="start from this depth checkpoint of the same modality and role (fine-tuning)")
     for name, help_text in (("diffusion", "train the 4-channel DDPM denoiser (self-supervised)"),
                             ("fusion", "train the fusion head (teacher) or the single-pass student")):

@@ -312,6 +312,9 @@ class DepthTrainConfig:
     distill_gate: bool = _spec(False, doc="imitate the teacher only where it is closer to the ground truth than the "
                                "student (labeled frames) or reprojects the neighbours better than the student and "
                                "than no motion at all (unlabeled frames)")
+    distill_unlabeled_only: bool = _spec(False, doc="imitate the teacher only on frames without ground truth "
+                                         "(unlabeled streets): labeled frames train exactly as without a teacher, "
+                                         "so the teacher only adds what the labels cannot give")
     teacher_flip: bool = _spec(False, doc="the teacher's targets average its pass on the frame and on the mirrored "
                                "frame (a better teacher for a second forward pass; student only)")
     init: str = _spec("", doc="depth checkpoint of the same modality and role to start from (fine-tuning; "

@@ -1,4 +1,5 @@
 """Depth networks, their checkpoints, training losses and the depth metrics."""
+from dataclasses import replace
 import numpy as np
 import pytest
 import torch
@@ -121,6 +122,29 @@ def test_unlabeled_clips_give_no_ground_truth_to_the_loss(tiny_clips):
     assert out["supervised"].item() == 0
     out = training_losses(batch, model, None, None, None, DepthTrainConfig(photometric_weight=0, camera_height_weight=1.0))
     assert out["camera_height"].item() > 0 and out["camera_height"].requires_grad
+
+
+def test_unlabeled_only_distillation_teaches_nothing_on_labeled_frames(tiny_clips, tmp_path):
+    t = DepthNet(teacher_config("visible"))
+    teacher = str(save_checkpoint(tmp_path / "t.safetensors", t, "depth", t.cfg.to_dict()))
+    cfg = DepthTrainConfig(modality="visible", role="student", teacher=teacher, unlabeled_streets=1,
+                           distill_unlabeled_only=True, photometric_weight=0)
+    model, pose, teach, distill = build_training(cfg)
+    data = ClipFrames(tiny_clips, "visible", augment=False, labeled=1)
+    per_clip = len(data) // 2
+    labeled = torch.utils.data.default_collate([data[i] for i in range(2)])
+    unlabeled = torch.utils.data.default_collate([data[per_clip + i] for i in range(2)])
+    mixed = torch.utils.data.default_collate([data[0], data[per_clip]])
+    terms = ("distill_depth", "distill_feature", "distill_bins")
+    on_labeled = training_losses(labeled, model, pose, teach, distill, cfg)
+    assert all(on_labeled[k].item() == 0 for k in terms)
+    on_unlabeled = training_losses(unlabeled, model, pose, teach, distill, cfg)
+    assert all(on_unlabeled[k].item() > 0 for k in terms)
+    on_mixed = training_losses(mixed, model, pose, teach, distill, cfg)
+    everywhere = training_losses(mixed, model, pose, teach, distill, replace(cfg, distill_unlabeled_only=False))
+    assert 0 < on_mixed["distill_depth"].item() < everywhere["distill_depth"].item()
+    with pytest.raises(ValueError, match="distill_unlabeled_only needs unlabeled_streets"):
+        build_training(replace(cfg, unlabeled_streets=0))
 
 
 def test_camera_height_of_true_depth_is_the_rig_height_and_scales_with_it(tiny_clips):

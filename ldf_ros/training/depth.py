@@ -182,6 +182,8 @@ def build_training(cfg: DepthTrainConfig):
         raise ValueError("distill_gate needs a teacher")
     if cfg.teacher_flip and not cfg.teacher:
         raise ValueError("teacher_flip needs a teacher")
+    if cfg.distill_unlabeled_only and not cfg.unlabeled_streets:
+        raise ValueError("distill_unlabeled_only needs unlabeled_streets (and a teacher): otherwise nothing is distilled")
     if cfg.teacher:
         if cfg.role != "student":
             raise ValueError("only a student can be distilled from a teacher (role: student)")
@@ -238,6 +240,9 @@ def training_losses(batch, model: DepthNet, pose: PoseNet | None, teacher: Depth
                 reproj_t = None if reproj is None else reprojection_error(out_t["depth"], frames, k, poses)
                 gate = distillation_gate(out["depth"], out_t["depth"], gt, mc.min_depth, mc.max_depth,
                                          None if reproj is None else reproj[0], reproj_t, identity)
+            if cfg.distill_unlabeled_only:
+                only = unlabeled.to(out_t["depth"].dtype).view(-1, 1, 1, 1).expand_as(out_t["depth"])
+                gate = only if gate is None else gate * only
         losses.update(distill(out, out_t, gate))
     losses["total"] = sum(losses.values())
     if gate is not None:
