@@ -163,20 +163,40 @@ def cmd_eval_depth(args: argparse.Namespace) -> int:
     from ldf_ros.models.depth_net import load_depth_net
     from ldf_ros.runtime.depth import DepthPredictor
 
-    predictors = {}
+    predictors, paths = {}, {}
     for item in args.models.split(","):
         name, _, path = item.rpartition("=")
         net = load_depth_net(path)
-        predictors[name or f"{net.cfg.modality}_{net.cfg.role}"] = DepthPredictor(net)
-    samples = (folder_samples(args.data) if args.data
-               else test_clip_samples(comma_list(args.conditions), cache_dir=args.cache_dir))
-    rows, examples = evaluate_depth(predictors, samples)
+        name = name or f"{net.cfg.modality}_{net.cfg.role}"
+        predictors[name], paths[name] = DepthPredictor(net), path
+    if args.rig:
+        rows, examples = _eval_runtime_depth(args, predictors, paths)
+    else:
+        samples = (folder_samples(args.data) if args.data
+                   else test_clip_samples(comma_list(args.conditions), cache_dir=args.cache_dir, hfov_deg=args.hfov))
+        rows, examples = evaluate_depth(predictors, samples)
     summary, worst = write_depth_report(rows, examples, args.out)
     print(depth_markdown(summary))
     print()
     print(worst_frames_markdown(worst))
     print(f"wrote {args.out}/report.md, metrics.csv, summary.json, panel_*.png")
     return 0
+
+
+def _eval_runtime_depth(args: argparse.Namespace, predictors: dict, paths: dict):
+    """--rig: the node's pipeline on the rig's raw camera images (one visible, one thermal model)."""
+    from ldf_ros.evaluation.depth_report import evaluate_runtime_depth, rig_pipeline, test_rig_samples
+    from ldf_ros.synthetic.rig import Rig
+
+    by_modality = {p.modality: p for p in predictors.values()}
+    if len(predictors) != 2 or set(by_modality) != {"visible", "thermal"}:
+        raise ValueError("--rig evaluates the runtime's two branches: give one visible and one thermal model")
+    weights = {f"model.depth_{p.modality}_weights": str(Path(paths[name]).resolve()) for name, p in predictors.items()}
+    rig = Rig()
+    pipe = rig_pipeline(rig, args.config, weights)
+    samples = test_rig_samples(comma_list(args.conditions), frames=args.rig_frames, rig=rig,
+                               cache_dir=Path(args.cache_dir).parent / "rig")
+    return evaluate_runtime_depth(pipe, samples)
 
 
 def _pair_pipeline(variant: str, config: str | None, overrides: dict | None = None, depth: bool = False):
@@ -261,6 +281,13 @@ def _setup_eval(p: argparse.ArgumentParser) -> None:
     d.add_argument("--cache-dir", default="out/data/clips", help="where test streets are cached")
     d.add_argument("--conditions", default="day,night,fog",
                    help="conditions of the test streets (day,dusk,night,fog,glare; dense_fog is never trained on)")
+    d.add_argument("--hfov", type=float, default=66.0,
+                   help="test streets seen with this horizontal field of view (the thermal camera's: 50)")
+    d.add_argument("--rig", action="store_true",
+                   help="the runtime path instead: the rig's raw RGB and thermal images through the node's pipeline "
+                        "(registration, thermal window, blend) on the test streets")
+    d.add_argument("--rig-frames", type=int, default=6, help="--rig: frames per street and condition (0.5 s apart)")
+    d.add_argument("--config", default=None, help="--rig: parameters file of the node (default config/fusion.yaml)")
     d.add_argument("--out", type=Path, default=Path("out/eval_depth"), help="report folder")
     d.set_defaults(func=cmd_eval_depth)
 
@@ -288,7 +315,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                      "seed": args.seed, "out": args.out, "threads": args.threads, "lr": args.lr,
                      "unlabeled_streets": args.unlabeled_streets, "init": args.init,
                      "distill_gate": args.distill_gate, "teacher_flip": args.teacher_flip,
-                     "distill_unlabeled_only": args.distill_unlabeled_only}
+                     "distill_unlabeled_only": args.distill_unlabeled_only, "camera_hfov_deg": args.camera_hfov_deg}
         cfg = load_section_yaml(args.config, "depth", DepthTrainConfig, overrides)
         path = train_depth(cfg, resume=not args.restart)
         print(f"wrote {path}")
@@ -324,6 +351,8 @@ def _setup_train(p: argparse.ArgumentParser) -> None:
     d.add_argument("--distill-unlabeled-only", action="store_const", const=True,
                    help="imitate the teacher only on the unlabeled streets (labeled frames: ground truth only)")
     d.add_argument("--init", help="start from this depth checkpoint of the same modality and role (fine-tuning)")
+    d.add_argument("--camera-hfov", dest="camera_hfov_deg", type=float,
+                   help="training camera's horizontal field of view, degrees (rig: RGB 66, thermal 50)")
     for name, help_text in (("diffusion", "train the 4-channel DDPM denoiser (self-supervised)"),
                             ("fusion", "train the fusion head (teacher) or the single-pass student")):
         f = _train_parser(sub, name, help_text)

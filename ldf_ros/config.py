@@ -332,6 +332,8 @@ class DepthTrainConfig:
     camera_height_m: float = _spec(1.5, doc="mounting height of the camera above the road (synthetic rig: 1.5)",
                                    lo=0.0, lo_open=True)
     clip_frames: int = _spec(24, doc="frames per clip", lo=3)
+    camera_hfov_deg: float = _spec(66.0, doc="horizontal field of view of the training camera (rig: RGB 66, "
+                                             "thermal 50); recorded in the checkpoint as focal_px", lo=10.0, hi=150.0)
     cache_dir: str = _spec("out/data/clips", doc="where rendered clips are cached")
     supervised_weight: float = _spec(1.0, doc="log-depth L1 against synthetic ground truth (0: off)", lo=0.0)
     photometric_weight: float = _spec(1.0, doc="self-supervised min reprojection loss (0: off)", lo=0.0)

@@ -9,8 +9,9 @@ from ldf_ros.evaluation.depth_metrics import depth_metrics
 from ldf_ros.models.checkpoint import CheckpointError, save_checkpoint
 from ldf_ros.models.depth_net import DepthNet, load_depth_net, parameter_count, student_config, teacher_config
 from ldf_ros.models.layers import axis_angle_to_matrix, ground_plane_height, warp_image
-from ldf_ros.runtime.depth import DepthPredictor, blend_depths
-from ldf_ros.synthetic.clips import ClipSpec, render_clip
+from ldf_ros.ops.camera import intrinsics
+from ldf_ros.runtime.depth import DepthPredictor, blend_depths, depth_scale_for_camera, largest_window
+from ldf_ros.synthetic.clips import ClipSpec, clip_camera, render_clip
 from ldf_ros.training.depth import (ClipFrames, DistillationLoss, build_training, distillation_gate,
                                    flip_averaged, training_losses)
 
@@ -234,3 +235,56 @@ def test_flip_averaged_teacher_is_mirror_symmetric_and_between_its_passes():
     torch.testing.assert_close(mirrored["features"].flip(-1), avg["features"])
     assert (avg["depth"] >= torch.minimum(a, b) - 1e-5).all() and (avg["depth"] <= torch.maximum(a, b) + 1e-5).all()
     assert not torch.allclose(a, b)   # a random network is not symmetric: the average did something
+
+
+def test_depth_scales_with_the_focal_length_the_network_learned_with():
+    """Depth from one image is read off sizes in pixels: a camera (or crop) with twice the
+    focal length at the network's input sees everything twice as large, so depth doubles."""
+    cfg = replace(student_config("visible"), focal_px=100.0)
+    k = intrinsics(400.0, 400.0, 319.5, 255.5)           # 640x512 -> 160x128: 100 px
+    assert depth_scale_for_camera(cfg, k, 640, 512) == pytest.approx(1.0)
+    assert depth_scale_for_camera(cfg, k, 320, 256) == pytest.approx(2.0)   # a centred half: a 2x zoom
+    assert depth_scale_for_camera(cfg, 1.5 * k, 640, 512) == pytest.approx(1.5)
+    assert depth_scale_for_camera(replace(cfg, focal_px=0.0), k, 320, 256) == 1.0   # unknown: as is
+    assert depth_scale_for_camera(cfg, None, 320, 256) == 1.0
+    torch.manual_seed(0)
+    predictor = DepthPredictor(DepthNet(cfg))
+    image = np.random.default_rng(1).integers(0, 255, (512, 640, 3), dtype=np.uint8)
+    np.testing.assert_allclose(predictor(image, 2 * k), 2 * predictor(image), rtol=1e-5)
+    window = (160, 128, 480, 384)
+    windowed = predictor(image, k, window)
+    assert np.isnan(windowed[:128]).all() and np.isnan(windowed[:, :160]).all() and np.isnan(windowed[384:]).all()
+    np.testing.assert_allclose(windowed[128:384, 160:480], 2 * predictor(image[128:384, 160:480]), rtol=1e-5)
+    with pytest.raises(ValueError, match="not inside"):
+        predictor(image, k, (600, 0, 700, 100))
+
+
+def test_largest_window_is_inside_the_view_with_the_network_aspect():
+    valid = np.zeros((512, 640), bool)
+    valid[100:400, 50:600] = True                        # 300 rows high: the height limits
+    x0, y0, x1, y1 = largest_window(valid, 1.25)
+    assert valid[y0:y1, x0:x1].all()
+    assert (x1 - x0) / (y1 - y0) == pytest.approx(1.25, abs=0.01) and y1 - y0 >= 296
+    slanted = np.zeros((200, 200), bool)                 # a sheared view (small rotation): still inside
+    for r in range(200):
+        slanted[r, 40 + r // 10: 170 + r // 10] = True
+    x0, y0, x1, y1 = largest_window(slanted, 1.0)
+    assert slanted[y0:y1, x0:x1].all() and y1 - y0 > 100
+    assert largest_window(np.zeros((64, 64), bool), 1.25) is None
+    tiny = np.zeros((512, 640), bool)
+    tiny[250:270, 300:330] = True
+    assert largest_window(tiny, 1.25) is None            # too small for a depth network
+
+
+def test_training_records_its_camera_and_rejects_a_teacher_of_another(tmp_path):
+    model, _, _, _ = build_training(DepthTrainConfig(modality="thermal", role="student", camera_hfov_deg=50.0))
+    assert model.cfg.focal_px == pytest.approx(clip_camera(160, 128, 50.0).fx)
+    assert ClipSpec(1, "urban", "day", hfov_deg=50.0).name != ClipSpec(1, "urban", "day").name
+    t = DepthNet(replace(teacher_config("thermal"), focal_px=float(clip_camera(160, 128).fx)))
+    teacher = str(save_checkpoint(tmp_path / "t.safetensors", t, "depth", t.cfg.to_dict()))
+    with pytest.raises(ValueError, match="its depths would not fit"):
+        build_training(DepthTrainConfig(modality="thermal", role="student", teacher=teacher, camera_hfov_deg=50.0))
+    old = DepthNet(student_config("thermal"))      # before focal_px was recorded: fine-tunes to any camera
+    init = str(save_checkpoint(tmp_path / "s.safetensors", old, "depth", old.cfg.to_dict()))
+    tuned, _, _, _ = build_training(DepthTrainConfig(modality="thermal", role="student", init=init, camera_hfov_deg=50.0))
+    assert tuned.cfg.focal_px == pytest.approx(model.cfg.focal_px)

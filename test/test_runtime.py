@@ -168,3 +168,39 @@ def test_pipeline_normalizes_thermal_before_registration():
     inside = res.thermal_registered[64:192, 80:240]
     assert inside.min() < 0.05 and inside.max() > 0.95 and abs(float(inside.mean()) - 0.5) < 0.05
     assert res.thermal_registered[:60].max() == 0
+
+
+def test_thermal_depth_covers_exactly_the_window_the_thermal_camera_sees():
+    """Where the thermal camera sees only the middle of the RGB frame, its branch runs on the
+    largest window of that view (not on a frame with a blank border) and nothing outside it."""
+    from ldf_ros.config import load_config
+    from ldf_ros.runtime.pipeline import FusionPipeline
+
+    logs = []
+    cfg = load_config(None, {"model.variant": "classical", "outputs.points": False, "runtime.warmup_runs": 0,
+                             "registration.mode": "homography",
+                             "registration.homography": [0.5, 0, 80, 0, 0.5, 64, 0, 0, 1]})
+    pipe = FusionPipeline(cfg, log=lambda level, msg: logs.append((level, msg)))
+    rng = np.random.default_rng(0)
+    rgb = rng.integers(0, 255, (256, 320, 3), dtype=np.uint8)
+    thermal = rng.integers(29000, 31000, (256, 320)).astype(np.uint16)
+    res = pipe.process(rgb, thermal, None, None)
+    seen = np.isfinite(res.depth_thermal)
+    rows, cols = np.flatnonzero(seen.any(1)), np.flatnonzero(seen.any(0))
+    assert res.thermal_valid[seen].all() and seen.sum() > 0.9 * res.thermal_valid.sum()
+    assert (cols[-1] + 1 - cols[0]) / (rows[-1] + 1 - rows[0]) == pytest.approx(1.25, abs=0.02)
+    k = np.asarray(cfg.registration.rgb_k).reshape(3, 3)
+    window = (cols[0], rows[0], cols[-1] + 1, rows[-1] + 1)
+    np.testing.assert_allclose(res.depth_thermal, pipe.depth_thermal(res.thermal_registered, k, window), rtol=1e-5)
+    full_frame = pipe.depth_thermal(res.thermal_registered, k)   # blank border included: not what runs
+    assert not np.allclose(full_frame[seen], res.depth_thermal[seen], rtol=0.05)
+    assert np.isfinite(res.depth_visible).all() and np.isfinite(res.depth).all()
+    np.testing.assert_allclose(res.depth[~seen], res.depth_visible[~seen], rtol=1e-5)   # blend: visible where unseen
+    assert not logs
+    tiny = load_config(None, {"model.variant": "classical", "outputs.points": False, "runtime.warmup_runs": 0,
+                              "registration.mode": "homography",
+                              "registration.homography": [0.05, 0, 150, 0, 0.05, 120, 0, 0, 1]})
+    pipe = FusionPipeline(tiny, log=lambda level, msg: logs.append((level, msg)))
+    res = pipe.process(rgb, thermal, None, None)
+    assert res.depth_thermal is None and np.isfinite(res.depth).all()
+    assert any("thermal depth skipped" in msg for _, msg in logs)

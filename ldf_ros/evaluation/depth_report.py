@@ -25,11 +25,12 @@ class DepthSample:
     depth: np.ndarray        # (H, W) meters, NaN invalid
 
 
-def test_clip_samples(conditions=("day", "night", "fog"), cache_dir: str | Path = "out/data/clips", step: int = 2):
+def test_clip_samples(conditions=("day", "night", "fog"), cache_dir: str | Path = "out/data/clips", step: int = 2,
+                      hfov_deg: float = 66.0):
     """Frames of the held-out test streets (clips.TEST_SEEDS)."""
     from ldf_ros.synthetic.clips import TEST_SEEDS, clip_specs, load_or_render
 
-    for spec in clip_specs(TEST_SEEDS, conditions=conditions):
+    for spec in clip_specs(TEST_SEEDS, conditions=conditions, hfov_deg=hfov_deg):
         clip = load_or_render(spec, Path(cache_dir))
         for i in range(0, clip.rgb.shape[0], step):
             yield DepthSample(spec.condition, f"{spec.name}/{i:03d}", clip.rgb[i], clip.thermal[i], clip.depth[i])
@@ -52,6 +53,98 @@ def folder_samples(root: str | Path):
                 rgb = seq.frame("rgb", i)
                 th = seq.frame("thermal_registered", i)
                 yield DepthSample(seq.condition, f"{seq.root.name}/{i:06d}", rgb.image, th.image, rgb.depth)
+
+
+@dataclass
+class RigSample:
+    """One instant as the rig's two cameras see it: what the node gets."""
+
+    condition: str
+    name: str
+    rgb: np.ndarray          # (H, W, 3) uint8, RGB camera
+    thermal: np.ndarray      # (h, w) uint16 counts, the thermal camera's own image
+    depth: np.ndarray        # (H, W) meters on the RGB grid, NaN invalid
+    k_rgb: np.ndarray
+    k_thermal: np.ndarray
+
+
+def test_rig_samples(conditions=("day", "night", "fog"), frames: int = 6, rate_hz: float = 2.0, rig=None,
+                     cache_dir: str | Path | None = "out/data/rig"):
+    """The held-out test streets through the full rig (synthetic.rig: RGB 640x512 66 deg,
+    thermal 320x256 50 deg, 8 cm apart), both cameras at the same instants, rate_hz apart."""
+    from ldf_ros.synthetic.clips import TEST_SEEDS, clip_specs
+    from ldf_ros.synthetic.rig import Rig
+
+    rig = rig or Rig()
+    for spec in clip_specs(TEST_SEEDS, conditions=conditions):    # the streets (seed, family) of the test clips
+        name = f"{spec.family}_s{spec.seed}_{spec.condition}_rig{rig.rgb.width}x{rig.rgb.height}_n{frames}_{rate_hz:g}hz"
+        rgb, thermal, depth = _rig_views(name, spec.seed, spec.family, spec.condition, frames, rate_hz, rig, cache_dir)
+        for j in range(frames):
+            yield RigSample(spec.condition, f"{name}/{j:03d}", rgb[j], thermal[j], depth[j], rig.rgb.k, rig.thermal.k)
+
+
+def _rig_views(name, seed, family, cond, frames, rate_hz, rig, cache_dir):
+    """(rgb, thermal, depth) stacks of one street, from the cache or rendered (and cached)."""
+    from ldf_ros.synthetic.sequence import SequenceSpec, generate
+
+    path = None if cache_dir is None else Path(cache_dir) / f"{name}.npz"
+    if path is not None and path.is_file():
+        with np.load(path) as z:
+            return z["rgb"], z["thermal"], z["depth"]
+    spec = SequenceSpec(frames=frames, conditions=(cond,), seed=seed, family=family, rgb_rate_hz=rate_hz,
+                        thermal_rate_hz=rate_hz, rig=rig, registered_thermal=False)
+    views = {(v.camera, v.index): v for v in generate(spec, cond)}
+    rgb = np.stack([views["rgb", j].image for j in range(frames)])
+    depth = np.stack([views["rgb", j].depth for j in range(frames)])
+    thermal = np.stack([views["thermal", j].image for j in range(frames)])
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.savez_compressed(path, rgb=rgb, thermal=thermal, depth=depth)
+    return rgb, thermal, depth
+
+
+def rig_pipeline(rig, config: str | Path | None = None, overrides: dict | None = None):
+    """The node's pipeline set up for the rig (camera_info registration with its extrinsic),
+    depth only: the fusion stage is the classical one, which depth does not depend on."""
+    from ldf_ros.config import default_config_path, load_config
+    from ldf_ros.runtime.pipeline import FusionPipeline
+
+    cfg = load_config(config or default_config_path(), {
+        "model.variant": "classical", "registration.mode": "camera_info", "outputs.points": False,
+        "registration.thermal_to_rgb_translation": list(rig.thermal_to_rgb_translation),
+        "registration.thermal_to_rgb_rotation": list(rig.thermal_to_rgb_rotation),
+        "runtime.depth_source": "blend", "runtime.warmup_runs": 0, **(overrides or {})})
+    return FusionPipeline(cfg)
+
+
+def evaluate_runtime_depth(pipe, samples, progress: bool = True):
+    """Per-frame metrics of the depth the runtime computes from the rig's raw images:
+    each branch (thermal: where the thermal camera sees), the published blend, the visible
+    branch on the thermal branch's pixels (a like-for-like comparison), and, as the baseline,
+    the thermal branch on the whole registered frame with its blank border (the runtime
+    before session 11) and its blend."""
+    from tqdm import tqdm
+
+    from ldf_ros.runtime.depth import blend_depths
+
+    if pipe.depth_visible is None or pipe.depth_thermal is None:
+        raise ValueError("runtime depth evaluation needs both depth branches: " + "; ".join(pipe.problems))
+    rows, examples = [], {}
+    for sample in tqdm(list(samples), desc="eval runtime depth", disable=not progress):
+        res = pipe.process(sample.rgb, sample.thermal, sample.k_rgb, sample.k_thermal)
+        full = pipe.depth_thermal(res.thermal_registered, sample.k_rgb)
+        full[~res.thermal_valid] = np.nan
+        seen = np.isfinite(res.depth_thermal)
+        preds = {"visible": res.depth_visible, "thermal": res.depth_thermal, "blend": res.depth,
+                 "visible_where_thermal": np.where(seen, res.depth_visible, np.nan),
+                 "thermal_full_frame": full,
+                 "blend_full_frame": blend_depths(res.depth_visible, full, sample.rgb, res.thermal_valid)}
+        for name, d in preds.items():
+            rows.append({"condition": sample.condition, "frame": sample.name, "method": name,
+                         **{k: v for k, v in depth_metrics(sample.depth, d).items() if k in DEPTH_METRICS}})
+        examples.setdefault(sample.condition, (DepthSample(sample.condition, sample.name, sample.rgb,
+                                                           res.thermal_registered, sample.depth), preds))
+    return rows, examples
 
 
 def evaluate_depth(predictors: dict, samples, with_blend: bool = True, progress: bool = True):

@@ -31,6 +31,10 @@ class DepthNetConfig:
     max_depth: float = 80.0
     input_width: int = 160
     input_height: int = 128
+    # focal length (pixels, at the input size) of the camera the network learned on; depth from
+    # one image is tied to it (apparent sizes, the road's rise), so the runtime rescales depth
+    # for other cameras or crops. 0: unknown, no rescaling.
+    focal_px: float = 0.0
 
     def __post_init__(self):
         if self.modality not in MODALITIES:
@@ -43,6 +47,8 @@ class DepthNetConfig:
             raise ValueError("depth range: expected 0 < min_depth < max_depth")
         if self.input_width % 32 or self.input_height % 32:
             raise ValueError("depth input size must be a multiple of 32")
+        if not self.focal_px >= 0:
+            raise ValueError(f"depth focal_px must be >= 0 (0: unknown), got {self.focal_px}")
 
     @property
     def in_channels(self) -> int:

@@ -2,6 +2,10 @@
 
 The network runs at its trained input size; images are resized to it and the prediction
 is resized back in inverse depth (which interpolates across edges far better than depth).
+Depth from one image is read off apparent sizes and the road's rise in the image, both
+proportional to the focal length, so given the camera's intrinsics the prediction is
+rescaled from the camera the network learned on (`DepthNetConfig.focal_px`) to this one;
+that also makes a crop (the thermal camera's window in the RGB frame) a valid input.
 """
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ import cv2
 import numpy as np
 import torch
 
-from ldf_ros.models.depth_net import DepthNet
+from ldf_ros.models.depth_net import DepthNet, DepthNetConfig
 from ldf_ros.runtime.thermal import ThermalNormalization, normalize_thermal
 
 
@@ -23,6 +27,53 @@ def depth_input(image: np.ndarray, modality: str, thermal_norm: ThermalNormaliza
     if image.dtype == np.float32 and image.ndim == 2 and np.nanmin(image) >= 0 and np.nanmax(image) <= 1:
         return image[None]
     return normalize_thermal(image, thermal_norm)[None]
+
+
+Window = tuple[int, int, int, int]   # x0, y0, x1, y1 (ends exclusive), pixels
+
+
+def depth_scale_for_camera(cfg: DepthNetConfig, k: np.ndarray | None, width: int, height: int) -> float:
+    """Factor from the network's depth to metric depth for an image of width x height pixels
+    taken with intrinsics k: the image's focal length at the network's input size over the
+    one the network learned with (geometric mean of x and y when the resize is anisotropic)."""
+    if k is None or cfg.focal_px <= 0:
+        return 1.0
+    fx = float(k[0, 0]) * cfg.input_width / width
+    fy = float(k[1, 1]) * cfg.input_height / height
+    if not (fx > 0 and fy > 0):
+        raise ValueError(f"camera intrinsics have a non-positive focal length (fx={k[0, 0]}, fy={k[1, 1]})")
+    return float(np.sqrt(fx * fy) / cfg.focal_px)
+
+
+def largest_window(valid: np.ndarray, aspect: float, min_height: int = 32) -> Window | None:
+    """The largest box of width/height = aspect, centred on the valid region, holding only
+    valid pixels; None when it would be under min_height pixels high. Where a camera sees only
+    part of the frame, its network gets this box instead of a frame with a blank border it
+    never saw in training."""
+    rows, cols = np.any(valid, 1), np.any(valid, 0)
+    if not rows.any():
+        return None
+    h, w = valid.shape
+    y_lo, y_hi = np.argmax(rows), h - np.argmax(rows[::-1])
+    x_lo, x_hi = np.argmax(cols), w - np.argmax(cols[::-1])
+    cy, cx = (y_lo + y_hi) / 2.0, (x_lo + x_hi) / 2.0
+    integral = np.pad(valid.astype(np.int64).cumsum(0).cumsum(1), ((1, 0), (1, 0)))
+
+    def box(half_h: int) -> Window | None:
+        half_w = half_h * aspect
+        x0, x1 = int(round(cx - half_w)), int(round(cx + half_w))
+        y0, y1 = int(round(cy - half_h)), int(round(cy + half_h))
+        if x0 < 0 or y0 < 0 or x1 > w or y1 > h or x1 <= x0 or y1 <= y0:
+            return None
+        count = integral[y1, x1] - integral[y0, x1] - integral[y1, x0] + integral[y0, x0]
+        return (x0, y0, x1, y1) if count == (x1 - x0) * (y1 - y0) else None
+
+    lo, hi = 0, h // 2 + 1          # box(lo) fits (or lo == 0), box(hi) does not
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if box(mid) else (lo, mid)
+    best = box(lo) if lo else None
+    return best if best and best[3] - best[1] >= min_height else None
 
 
 class DepthPredictor:
@@ -46,9 +97,23 @@ class DepthPredictor:
         inv = torch.nn.functional.interpolate(1.0 / depth, size=(h, w), mode="bilinear", align_corners=False)
         return 1.0 / inv
 
-    def __call__(self, image: np.ndarray, thermal_norm: ThermalNormalization = ThermalNormalization()) -> np.ndarray:
-        x = torch.from_numpy(depth_input(image, self.modality, thermal_norm))[None]
-        return self.predict_tensor(x)[0, 0].cpu().numpy().astype(np.float32)
+    def __call__(self, image: np.ndarray, k: np.ndarray | None = None, window: Window | None = None,
+                 thermal_norm: ThermalNormalization = ThermalNormalization()) -> np.ndarray:
+        """(H, W) depth in meters. k: the image's 3x3 intrinsics (None: assume the camera the
+        network learned on). window: only that box is seen, the rest is NaN."""
+        x = depth_input(image, self.modality, thermal_norm)
+        h, w = x.shape[-2:]
+        x0, y0, x1, y1 = window or (0, 0, w, h)
+        if not (0 <= x0 < x1 <= w and 0 <= y0 < y1 <= h):
+            raise ValueError(f"depth window {window} is not inside the {w}x{h} image")
+        crop = torch.from_numpy(np.ascontiguousarray(x[:, y0:y1, x0:x1]))[None]
+        depth = self.predict_tensor(crop)[0, 0].cpu().numpy().astype(np.float32)
+        depth *= depth_scale_for_camera(self.model.cfg, k, x1 - x0, y1 - y0)
+        if (x1 - x0, y1 - y0) == (w, h):
+            return depth
+        out = np.full((h, w), np.nan, np.float32)
+        out[y0:y1, x0:x1] = depth
+        return out
 
 
 def resize_depth(depth: np.ndarray, width: int, height: int) -> np.ndarray:

@@ -37,6 +37,9 @@ class FusionResult:
     caption: str
     thermal_registered: np.ndarray         # (H, W) float32 in [0, 1]
     timings_ms: dict[str, float] = field(default_factory=dict)
+    thermal_valid: np.ndarray | None = None      # (H, W) bool: RGB pixels the thermal camera sees
+    depth_visible: np.ndarray | None = None      # each branch on its own input, before `depth`
+    depth_thermal: np.ndarray | None = None      # is chosen or blended from them (NaN unseen)
 
 
 def select_device(requested: str) -> str:
@@ -74,6 +77,7 @@ class FusionPipeline:
         self.fusion = None
         self.variant = cfg.model.variant
         self.problems: list[str] = []       # load-time problems, for diagnostics
+        self._window, self._window_for = None, None   # thermal depth window, and the mask it is for
         self._load_models()
 
     # --- loading ---------------------------------------------------------------------------
@@ -143,23 +147,39 @@ class FusionPipeline:
                 raise InputError(f"registration failed: {exc}") from exc
             thermal01 = np.where(valid, thermal01, np.float32(0.0)).astype(np.float32, copy=False)
         with _timed(timings, "depth"):
-            d_vis = self.depth_visible(rgb) if self.depth_visible is not None else None
-            d_th = self.depth_thermal(thermal01) if self.depth_thermal is not None else None
-            if d_th is not None:
-                d_th[~valid] = np.nan          # outside the thermal field of view there is no thermal depth
+            d_vis = self.depth_visible(rgb, k_rgb) if self.depth_visible is not None else None
+            d_th = self._thermal_depth(thermal01, valid, k_rgb)
         with _timed(timings, "caption"):
             caption = make_caption(rgb, thermal01, d_vis, d_th)
         with _timed(timings, "fusion"):
             fused = self.fusion(rgb, thermal01, caption)
-        depth = self._published_depth(d_vis, d_th, rgb, fused, valid, timings)
+        depth = self._published_depth(d_vis, d_th, rgb, fused, valid, k_rgb, timings)
         xyz = colors = None
         if depth is not None and self.cfg.outputs.points:
             with _timed(timings, "pointcloud"):
                 pc = self.cfg.pointcloud
                 xyz, colors = depth_to_pointcloud(depth, k_rgb, fused, pc.stride, pc.min_range_m, pc.max_range_m)
-        return FusionResult(fused, depth, xyz, colors, caption, thermal01, timings)
+        return FusionResult(fused, depth, xyz, colors, caption, thermal01, timings, valid, d_vis, d_th)
 
-    def _published_depth(self, d_vis, d_th, rgb, fused, thermal_valid, timings) -> np.ndarray | None:
+    def _thermal_depth(self, thermal01: np.ndarray, valid: np.ndarray, k_rgb: np.ndarray) -> np.ndarray | None:
+        """Thermal depth on the RGB grid, NaN where the thermal camera does not see. Where it
+        sees only part of the frame, the network gets the largest window of its view (the
+        frame with a blank border is not what it learned on) and depth is rescaled for the crop."""
+        if self.depth_thermal is None:
+            return None
+        if valid.all():
+            return self.depth_thermal(thermal01, k_rgb)
+        if self._window_for is not valid:      # the registration reuses its mask per geometry
+            from ldf_ros.runtime.depth import largest_window
+            cfg = self.depth_thermal.model.cfg
+            self._window = largest_window(valid, cfg.input_width / cfg.input_height)
+            self._window_for = valid
+            if self._window is None:
+                self.log("warn", "thermal depth skipped: the thermal camera's view of the RGB frame is too small "
+                                 f"({int(valid.sum())} pixels); check registration and intrinsics")
+        return None if self._window is None else self.depth_thermal(thermal01, k_rgb, self._window)
+
+    def _published_depth(self, d_vis, d_th, rgb, fused, thermal_valid, k_rgb, timings) -> np.ndarray | None:
         """The depth the node publishes, per runtime.depth_source (falls back to what exists)."""
         from ldf_ros.runtime.depth import blend_depths
 
@@ -168,7 +188,7 @@ class FusionPipeline:
             return None
         with _timed(timings, "depth"):
             if source == "fused" and self.depth_visible is not None:
-                depth = self.depth_visible(fused)
+                depth = self.depth_visible(fused, k_rgb)
             elif source == "visible" and d_vis is not None:
                 depth = d_vis
             elif source == "thermal" and d_th is not None:

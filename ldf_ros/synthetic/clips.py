@@ -17,6 +17,9 @@ from ldf_ros.synthetic.rig import PinholeCamera, Rig
 from ldf_ros.synthetic.sequence import SequenceSpec, render_view, scene_for
 
 
+CLIP_HFOV_DEG = 66.0   # the RGB camera of the rig (synthetic.rig)
+
+
 @dataclass(frozen=True)
 class ClipSpec:
     seed: int
@@ -26,10 +29,12 @@ class ClipSpec:
     width: int = 160
     height: int = 128
     rate_hz: float = 15.0     # 8 m/s -> 0.53 m between frames: enough parallax to learn from
+    hfov_deg: float = 66.0    # the RGB camera's; the thermal branch learns with the thermal camera's (50)
 
     @property
     def name(self) -> str:
-        return f"{self.family}_s{self.seed}_{self.condition}_{self.width}x{self.height}_n{self.frames}"
+        fov = "" if self.hfov_deg == CLIP_HFOV_DEG else f"_fov{self.hfov_deg:g}"
+        return f"{self.family}_s{self.seed}_{self.condition}_{self.width}x{self.height}_n{self.frames}{fov}"
 
 
 @dataclass
@@ -42,9 +47,15 @@ class Clip:
     k: np.ndarray          # (3, 3) RGB intrinsics at this resolution
 
 
+def clip_camera(width: int, height: int, hfov_deg: float = CLIP_HFOV_DEG) -> PinholeCamera:
+    """The camera clips are rendered with (and depth networks learn on)."""
+    return PinholeCamera.from_hfov(width, height, hfov_deg)
+
+
 def render_clip(spec: ClipSpec) -> Clip:
-    """Render a clip (deterministic in its spec)."""
-    rig = Rig(rgb=PinholeCamera.from_hfov(spec.width, spec.height, 66.0))
+    """Render a clip (deterministic in its spec). The camera sits at the RGB camera's pose
+    with the spec's field of view: the geometry the runtime produces after registration."""
+    rig = Rig(rgb=clip_camera(spec.width, spec.height, spec.hfov_deg))
     seq = SequenceSpec(frames=spec.frames, conditions=(spec.condition,), seed=spec.seed, family=spec.family,
                        rgb_rate_hz=spec.rate_hz, rig=rig)
     scene = scene_for(seq)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import csv
 import math
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +23,8 @@ from ldf_ros.models.depth_net import (DepthNet, PoseNet, load_depth_net, paramet
 from ldf_ros.models.layers import (axis_angle_to_matrix, edge_aware_smoothness, ground_plane_height, photometric_error,
                                    warp_image)
 from ldf_ros.runtime.depth import depth_input
-from ldf_ros.synthetic.clips import TRAIN_SEEDS, UNLABELED_SEEDS, VAL_SEEDS, Clip, clip_specs, load_or_render
+from ldf_ros.synthetic.clips import (TRAIN_SEEDS, UNLABELED_SEEDS, VAL_SEEDS, Clip, clip_camera, clip_specs,
+                                     load_or_render)
 from ldf_ros.training import cosine_decay
 
 
@@ -173,6 +174,9 @@ class DistillationLoss(nn.Module):
 def build_training(cfg: DepthTrainConfig):
     """(model, pose net or None, teacher or None, distillation module or None)."""
     net_cfg = teacher_config(cfg.modality) if cfg.role == "teacher" else student_config(cfg.modality)
+    # clips are rendered at the network's input size: their camera is the one it learns
+    net_cfg = replace(net_cfg, focal_px=float(clip_camera(net_cfg.input_width, net_cfg.input_height,
+                                                          cfg.camera_hfov_deg).fx))
     model = _initial_weights(cfg.init, net_cfg) if cfg.init else DepthNet(net_cfg)
     pose = PoseNet(net_cfg.in_channels) if cfg.photometric_weight > 0 else None
     teacher = distill = None
@@ -188,6 +192,9 @@ def build_training(cfg: DepthTrainConfig):
         if cfg.role != "student":
             raise ValueError("only a student can be distilled from a teacher (role: student)")
         teacher = load_depth_net(cfg.teacher, modality=cfg.modality)
+        if teacher.cfg.focal_px and abs(teacher.cfg.focal_px - net_cfg.focal_px) > 1e-3 * net_cfg.focal_px:
+            raise ValueError(f"teacher {cfg.teacher} learned with focal {teacher.cfg.focal_px:.1f} px, this student "
+                             f"trains with {net_cfg.focal_px:.1f} px (camera_hfov_deg): its depths would not fit")
         for p in teacher.parameters():
             p.requires_grad_(False)
         distill = DistillationLoss(net_cfg.widths[-1], teacher.cfg.widths[-1], cfg,
@@ -200,9 +207,11 @@ def _initial_weights(path: str, net_cfg) -> DepthNet:
     from ldf_ros.config import resolve_path
 
     model = load_depth_net(resolve_path(path), modality=net_cfg.modality).train()
-    if model.cfg != net_cfg:
+    # the camera may differ (fine-tuning to another field of view), the network may not
+    if replace(model.cfg, focal_px=net_cfg.focal_px) != net_cfg:
         raise ValueError(f"init: {path} is a depth {model.cfg.role} ({model.cfg.widths}), "
                          f"this run trains a {net_cfg.role} ({net_cfg.widths})")
+    model.cfg = net_cfg
     return model
 
 
@@ -254,7 +263,7 @@ def _clips(seeds, cfg: DepthTrainConfig, conditions=None) -> list[Clip]:
     from tqdm import tqdm
 
     kw = {"conditions": conditions} if conditions else {}
-    specs = clip_specs(seeds, frames=cfg.clip_frames, **kw)
+    specs = clip_specs(seeds, frames=cfg.clip_frames, hfov_deg=cfg.camera_hfov_deg, **kw)
     return [load_or_render(s, Path(cfg.cache_dir)) for s in tqdm(specs, desc="clips", leave=False)]
 
 
