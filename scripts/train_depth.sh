@@ -8,7 +8,8 @@
 # cycles of 2000 steps, each resumed from the last (2000, 4000, 6000: the shipped thermal one).
 # Environment: STUDENT_CYCLES (default "2000 4000 6000"), TEACHER_STEPS (default 2500),
 # THREADS (torch threads per run, default: all), TUNE=1 (then the fine-tuning stage below;
-# sessions 7-8 ran it for visible only; its plain_ft2 is the shipped visible student).
+# sessions 7-8 ran it for visible only; its plain_ft2 is the shipped visible student),
+# FOV=1 (thermal only, session 11: the thermal camera's own 50 deg field of view, below).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=.venv/bin/ldf-ros
@@ -29,6 +30,22 @@ for m in "${modalities[@]}"; do
     $bin train depth --config config/train_depth.yaml --modality "$m" --role student --threads "$threads" --steps "$steps" \
          --out "out/train/depth_${m}_student_plain_v2"
   done
+  if [ "${FOV:-0}" = 1 ] && [ "$m" = thermal ]; then
+    # at run time the thermal branch sees the thermal camera's window of the RGB frame (50 of
+    # 66 deg), so it learns with that field of view: a teacher from scratch plus one more cosine
+    # cycle; the 6000-step students fine-tuned to it, the distilled one with that teacher
+    fov=(--config config/train_depth.yaml --modality thermal --threads "$threads" --camera-hfov 50)
+    $bin train depth "${fov[@]}" --role teacher --steps 2500 --out out/train/depth_thermal_teacher_fov50
+    $bin train depth "${fov[@]}" --role teacher --steps 2000 --lr 5e-4 \
+         --init out/train/depth_thermal_teacher_fov50/model.safetensors --out out/train/depth_thermal_teacher_fov50_ft
+    $bin train depth "${fov[@]}" --role student --steps 2000 --lr 5e-4 --init out/train/depth_thermal_student_v3/model.safetensors \
+         --teacher out/train/depth_thermal_teacher_fov50_ft/model.safetensors --unlabeled-streets 60 \
+         --out out/train/depth_thermal_student_distilled_fov50
+    $bin train depth "${fov[@]}" --role student --steps 2000 --lr 5e-4 --init out/train/depth_thermal_student_v3/model.safetensors \
+         --out out/train/depth_thermal_student_plain_fov50
+    $bin train depth "${fov[@]}" --role student --steps 2000 --lr 5e-4 --init out/train/depth_thermal_student_plain_v2/model.safetensors \
+         --out out/train/depth_thermal_student_plain_v2_fov50
+  fi
   [ "${TUNE:-0}" = 1 ] || continue
   # fine-tuning stage (fresh AdamW, learning rate 5e-4, cosine over 2000 steps): the teacher
   # once; the plain student twice; from the first plain fine-tune, the student distilled from

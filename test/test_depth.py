@@ -255,6 +255,8 @@ def test_depth_scales_with_the_focal_length_the_network_learned_with():
     windowed = predictor(image, k, window)
     assert np.isnan(windowed[:128]).all() and np.isnan(windowed[:, :160]).all() and np.isnan(windowed[384:]).all()
     np.testing.assert_allclose(windowed[128:384, 160:480], 2 * predictor(image[128:384, 160:480]), rtol=1e-5)
+    # without intrinsics the whole image is taken to be the learned camera: a window is still a zoom
+    np.testing.assert_allclose(predictor(image, None, window), windowed, rtol=1e-5)
     with pytest.raises(ValueError, match="not inside"):
         predictor(image, k, (600, 0, 700, 100))
 

@@ -189,10 +189,9 @@ def test_thermal_depth_covers_exactly_the_window_the_thermal_camera_sees():
     rows, cols = np.flatnonzero(seen.any(1)), np.flatnonzero(seen.any(0))
     assert res.thermal_valid[seen].all() and seen.sum() > 0.9 * res.thermal_valid.sum()
     assert (cols[-1] + 1 - cols[0]) / (rows[-1] + 1 - rows[0]) == pytest.approx(1.25, abs=0.02)
-    k = np.asarray(cfg.registration.rgb_k).reshape(3, 3)
-    window = (cols[0], rows[0], cols[-1] + 1, rows[-1] + 1)
-    np.testing.assert_allclose(res.depth_thermal, pipe.depth_thermal(res.thermal_registered, k, window), rtol=1e-5)
-    full_frame = pipe.depth_thermal(res.thermal_registered, k)   # blank border included: not what runs
+    window = (cols[0], rows[0], cols[-1] + 1, rows[-1] + 1)    # no CameraInfo: the learned camera is assumed
+    np.testing.assert_allclose(res.depth_thermal, pipe.depth_thermal(res.thermal_registered, None, window), rtol=1e-5)
+    full_frame = pipe.depth_thermal(res.thermal_registered)   # blank border included: not what runs
     assert not np.allclose(full_frame[seen], res.depth_thermal[seen], rtol=0.05)
     assert np.isfinite(res.depth_visible).all() and np.isfinite(res.depth).all()
     np.testing.assert_allclose(res.depth[~seen], res.depth_visible[~seen], rtol=1e-5)   # blend: visible where unseen

@@ -99,16 +99,20 @@ class DepthPredictor:
 
     def __call__(self, image: np.ndarray, k: np.ndarray | None = None, window: Window | None = None,
                  thermal_norm: ThermalNormalization = ThermalNormalization()) -> np.ndarray:
-        """(H, W) depth in meters. k: the image's 3x3 intrinsics (None: assume the camera the
-        network learned on). window: only that box is seen, the rest is NaN."""
+        """(H, W) depth in meters. k: the image's 3x3 intrinsics (None: the whole image is taken
+        to be the camera the network learned on). window: only that box is seen (a zoom,
+        rescaled as such), the rest is NaN."""
         x = depth_input(image, self.modality, thermal_norm)
         h, w = x.shape[-2:]
+        cfg = self.model.cfg
+        if k is None and cfg.focal_px > 0:
+            k = np.diag([cfg.focal_px * w / cfg.input_width, cfg.focal_px * h / cfg.input_height, 1.0])
         x0, y0, x1, y1 = window or (0, 0, w, h)
         if not (0 <= x0 < x1 <= w and 0 <= y0 < y1 <= h):
             raise ValueError(f"depth window {window} is not inside the {w}x{h} image")
         crop = torch.from_numpy(np.ascontiguousarray(x[:, y0:y1, x0:x1]))[None]
         depth = self.predict_tensor(crop)[0, 0].cpu().numpy().astype(np.float32)
-        depth *= depth_scale_for_camera(self.model.cfg, k, x1 - x0, y1 - y0)
+        depth *= depth_scale_for_camera(cfg, k, x1 - x0, y1 - y0)
         if (x1 - x0, y1 - y0) == (w, h):
             return depth
         out = np.full((h, w), np.nan, np.float32)

@@ -125,8 +125,11 @@ class FusionPipeline:
     # --- processing -----------------------------------------------------------------------
     def process(self, rgb: np.ndarray, thermal: np.ndarray, k_rgb: np.ndarray | None,
                 k_thermal: np.ndarray | None, warmup: bool = False) -> FusionResult:
-        """One synchronized pair -> outputs. k_* are 3x3 intrinsics (None: from config)."""
+        """One synchronized pair -> outputs. k_* are 3x3 intrinsics (None: from config for the
+        registration; the depth networks then take the RGB camera to be the one they learned on,
+        as a configured placeholder must not rescale depth)."""
         check_pair(rgb, thermal)
+        k_depth = k_rgb
         if k_rgb is None:
             k_rgb = np.asarray(self.cfg.registration.rgb_k, dtype=np.float64).reshape(3, 3)
         if k_thermal is None:
@@ -147,13 +150,13 @@ class FusionPipeline:
                 raise InputError(f"registration failed: {exc}") from exc
             thermal01 = np.where(valid, thermal01, np.float32(0.0)).astype(np.float32, copy=False)
         with _timed(timings, "depth"):
-            d_vis = self.depth_visible(rgb, k_rgb) if self.depth_visible is not None else None
-            d_th = self._thermal_depth(thermal01, valid, k_rgb)
+            d_vis = self.depth_visible(rgb, k_depth) if self.depth_visible is not None else None
+            d_th = self._thermal_depth(thermal01, valid, k_depth)
         with _timed(timings, "caption"):
             caption = make_caption(rgb, thermal01, d_vis, d_th)
         with _timed(timings, "fusion"):
             fused = self.fusion(rgb, thermal01, caption)
-        depth = self._published_depth(d_vis, d_th, rgb, fused, valid, k_rgb, timings)
+        depth = self._published_depth(d_vis, d_th, rgb, fused, valid, k_depth, timings)
         xyz = colors = None
         if depth is not None and self.cfg.outputs.points:
             with _timed(timings, "pointcloud"):
@@ -161,7 +164,7 @@ class FusionPipeline:
                 xyz, colors = depth_to_pointcloud(depth, k_rgb, fused, pc.stride, pc.min_range_m, pc.max_range_m)
         return FusionResult(fused, depth, xyz, colors, caption, thermal01, timings, valid, d_vis, d_th)
 
-    def _thermal_depth(self, thermal01: np.ndarray, valid: np.ndarray, k_rgb: np.ndarray) -> np.ndarray | None:
+    def _thermal_depth(self, thermal01: np.ndarray, valid: np.ndarray, k_rgb: np.ndarray | None) -> np.ndarray | None:
         """Thermal depth on the RGB grid, NaN where the thermal camera does not see. Where it
         sees only part of the frame, the network gets the largest window of its view (the
         frame with a blank border is not what it learned on) and depth is rescaled for the crop."""
