@@ -290,3 +290,25 @@ def test_training_records_its_camera_and_rejects_a_teacher_of_another(tmp_path):
     init = str(save_checkpoint(tmp_path / "s.safetensors", old, "depth", old.cfg.to_dict()))
     tuned, _, _, _ = build_training(DepthTrainConfig(modality="thermal", role="student", init=init, camera_hfov_deg=50.0))
     assert tuned.cfg.focal_px == pytest.approx(model.cfg.focal_px)
+
+
+def test_runtime_depth_evaluation_runs_the_node_pipeline_on_raw_rig_images():
+    """`eval depth --rig`: raw RGB + native thermal through registration, window and blend."""
+    from ldf_ros.evaluation.depth_report import RigSample, evaluate_runtime_depth, rig_pipeline
+    from ldf_ros.synthetic.rig import PinholeCamera, Rig
+    from ldf_ros.synthetic.sequence import SequenceSpec, generate
+
+    rig = Rig(rgb=PinholeCamera.from_hfov(160, 128, 66.0), thermal=PinholeCamera.from_hfov(96, 80, 50.0))
+    spec = SequenceSpec(frames=1, conditions=("night",), seed=900, rig=rig, registered_thermal=False)
+    views = {v.camera: v for v in generate(spec, "night")}
+    sample = RigSample("night", "s900/000", views["rgb"].image, views["thermal"].image, views["rgb"].depth,
+                       rig.rgb.k, rig.thermal.k)
+    rows, examples = evaluate_runtime_depth(rig_pipeline(rig), [sample], progress=False)
+    by_method = {r["method"]: r for r in rows}
+    assert set(by_method) == {"visible", "thermal", "blend", "visible_where_thermal", "thermal_full_frame",
+                              "blend_full_frame"}
+    assert all(np.isfinite(r["abs_rel"]) and r["abs_rel"] > 0 for r in rows)
+    thermal = examples["night"][1]["thermal"]
+    seen = np.isfinite(thermal)
+    assert 0.3 < seen.mean() < 0.7          # the 50 deg camera's window of the 66 deg frame
+    assert np.isnan(examples["night"][1]["visible_where_thermal"][~seen]).all()
