@@ -33,11 +33,17 @@ for m in "${modalities[@]}"; do
   if [ "${FOV:-0}" = 1 ] && [ "$m" = thermal ]; then
     # at run time the thermal branch sees the thermal camera's window of the RGB frame (50 of
     # 66 deg), so it learns with that field of view: a teacher from scratch plus one more cosine
-    # cycle; the 6000-step students fine-tuned to it, the distilled one with that teacher
+    # cycle; students from scratch with it (distilled: shipped) and fine-tuned from the 66 deg ones
     fov=(--config config/train_depth.yaml --modality thermal --threads "$threads" --camera-hfov 50)
     $bin train depth "${fov[@]}" --role teacher --steps 2500 --out out/train/depth_thermal_teacher_fov50
     $bin train depth "${fov[@]}" --role teacher --steps 2000 --lr 5e-4 \
          --init out/train/depth_thermal_teacher_fov50/model.safetensors --out out/train/depth_thermal_teacher_fov50_ft
+    for steps in $cycles; do   # the shipped thermal student (v3_fov50) and its plain baseline, from scratch
+      $bin train depth "${fov[@]}" --role student --steps "$steps" --unlabeled-streets 60 \
+           --teacher out/train/depth_thermal_teacher_fov50_ft/model.safetensors --out out/train/depth_thermal_student_v3_fov50
+      $bin train depth "${fov[@]}" --role student --steps "$steps" --out out/train/depth_thermal_student_plain_v2_scratch_fov50
+    done
+    # fine-tuning the 66 deg students to 50 deg instead (measured, not shipped)
     $bin train depth "${fov[@]}" --role student --steps 2000 --lr 5e-4 --init out/train/depth_thermal_student_v3/model.safetensors \
          --teacher out/train/depth_thermal_teacher_fov50_ft/model.safetensors --unlabeled-streets 60 \
          --out out/train/depth_thermal_student_distilled_fov50
