@@ -281,8 +281,9 @@ def _setup_eval(p: argparse.ArgumentParser) -> None:
     d.add_argument("--cache-dir", default="out/data/clips", help="where test streets are cached")
     d.add_argument("--conditions", default="day,night,fog",
                    help="conditions of the test streets (day,dusk,night,fog,glare; dense_fog is never trained on)")
-    d.add_argument("--hfov", type=float, default=66.0,
-                   help="test streets seen with this horizontal field of view (the thermal camera's: 50)")
+    d.add_argument("--hfov", type=float, default=None,
+                   help="test streets seen with this horizontal field of view (default: the RGB camera's 66; "
+                        "the thermal camera's: 50)")
     d.add_argument("--rig", action="store_true",
                    help="the runtime path instead: the rig's raw RGB and thermal images through the node's pipeline "
                         "(registration, thermal window, blend) on the test streets")

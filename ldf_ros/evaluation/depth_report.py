@@ -26,10 +26,11 @@ class DepthSample:
 
 
 def test_clip_samples(conditions=("day", "night", "fog"), cache_dir: str | Path = "out/data/clips", step: int = 2,
-                      hfov_deg: float = 66.0):
-    """Frames of the held-out test streets (clips.TEST_SEEDS)."""
-    from ldf_ros.synthetic.clips import TEST_SEEDS, clip_specs, load_or_render
+                      hfov_deg: float | None = None):
+    """Frames of the held-out test streets (clips.TEST_SEEDS); hfov_deg None: the RGB camera's."""
+    from ldf_ros.synthetic.clips import CLIP_HFOV_DEG, TEST_SEEDS, clip_specs, load_or_render
 
+    hfov_deg = CLIP_HFOV_DEG if hfov_deg is None else hfov_deg
     for spec in clip_specs(TEST_SEEDS, conditions=conditions, hfov_deg=hfov_deg):
         clip = load_or_render(spec, Path(cache_dir))
         for i in range(0, clip.rgb.shape[0], step):

@@ -29,7 +29,7 @@ class ClipSpec:
     width: int = 160
     height: int = 128
     rate_hz: float = 15.0     # 8 m/s -> 0.53 m between frames: enough parallax to learn from
-    hfov_deg: float = 66.0    # the RGB camera's; the thermal branch learns with the thermal camera's (50)
+    hfov_deg: float = CLIP_HFOV_DEG   # the thermal branch learns with the thermal camera's (50)
 
     @property
     def name(self) -> str:
