@@ -38,7 +38,7 @@ for m in "${modalities[@]}"; do
     $bin train depth "${fov[@]}" --role teacher --steps 2500 --out out/train/depth_thermal_teacher_fov50
     $bin train depth "${fov[@]}" --role teacher --steps 2000 --lr 5e-4 \
          --init out/train/depth_thermal_teacher_fov50/model.safetensors --out out/train/depth_thermal_teacher_fov50_ft
-    for steps in $cycles; do   # the shipped thermal student (v3_fov50) and its plain baseline, from scratch
+    for steps in $cycles 8000; do   # the shipped thermal student (v3_fov50, 8000 since session 12) and its plain baseline, from scratch
       $bin train depth "${fov[@]}" --role student --steps "$steps" --unlabeled-streets 60 \
            --teacher out/train/depth_thermal_teacher_fov50_ft/model.safetensors --out out/train/depth_thermal_student_v3_fov50
       $bin train depth "${fov[@]}" --role student --steps "$steps" --out out/train/depth_thermal_student_plain_v2_scratch_fov50
