@@ -1,5 +1,6 @@
 """Depth networks, their checkpoints, training losses and the depth metrics."""
 from dataclasses import replace
+from pathlib import Path
 import numpy as np
 import pytest
 import torch
@@ -312,3 +313,21 @@ def test_runtime_depth_evaluation_runs_the_node_pipeline_on_raw_rig_images():
     seen = np.isfinite(thermal)
     assert 0.3 < seen.mean() < 0.7          # the 50 deg camera's window of the 66 deg frame
     assert np.isnan(examples["night"][1]["visible_where_thermal"][~seen]).all()
+
+
+SHIPPED_DEPTH = sorted((Path(__file__).resolve().parents[1] / "models").glob("depth_*.safetensors"))
+
+
+@pytest.mark.parametrize("path", SHIPPED_DEPTH, ids=lambda p: p.stem)
+def test_shipped_depth_checkpoints_give_metric_depth_on_a_street_they_never_saw(path):
+    """The weights in models/ load strictly as the modality and role their name says, record
+    their camera, and give metric depth (no median scaling) near the truth on a test street."""
+    modality, role = path.stem.split("_")[1:3]
+    net = load_depth_net(path, modality=modality)
+    assert net.cfg.role == role and net.cfg.focal_px > 0
+    hfov = float(np.degrees(2 * np.arctan(net.cfg.input_width / 2 / net.cfg.focal_px)))
+    clip = render_clip(ClipSpec(907, "suburban", "day", frames=1, hfov_deg=hfov))   # a held-out test seed
+    image = clip.rgb[0] if modality == "visible" else clip.thermal[0]
+    depth = DepthPredictor(net)(image)
+    assert np.isfinite(depth).all() and (depth > 0).all()
+    assert depth_metrics(clip.depth[0], depth)["abs_rel"] < 0.2
