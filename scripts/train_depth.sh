@@ -9,7 +9,8 @@
 # Environment: STUDENT_CYCLES (default "2000 4000 6000"), TEACHER_STEPS (default 2500),
 # THREADS (torch threads per run, default: all), TUNE=1 (then the fine-tuning stage below;
 # sessions 7-8 ran it for visible only; its plain_ft2 is the shipped visible student),
-# FOV=1 (thermal only, session 11: the thermal camera's own 50 deg field of view, below).
+# FOV=1 (thermal only, session 11: the thermal camera's own 50 deg field of view, below),
+# STRONG_TEACHER=1 (visible only, session 12: a stronger teacher, students from scratch, below).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=.venv/bin/ldf-ros
@@ -51,6 +52,20 @@ for m in "${modalities[@]}"; do
          --out out/train/depth_thermal_student_plain_fov50
     $bin train depth "${fov[@]}" --role student --steps 2000 --lr 5e-4 --init out/train/depth_thermal_student_plain_v2/model.safetensors \
          --out out/train/depth_thermal_student_plain_v2_fov50
+  fi
+  if [ "${STRONG_TEACHER:-0}" = 1 ] && [ "$m" = visible ]; then
+    # session 12: the thermal 50 deg recipe for the visible branch (shipped visible teacher:
+    # 2500 steps + a 2000-step fine-tune at 5e-4), then students from scratch, distilled from it
+    # and plain, cycles up to 8000 (measured; the shipped visible student stays plain_ft2)
+    vis=(--config config/train_depth.yaml --modality visible --threads "$threads")
+    $bin train depth "${vis[@]}" --role teacher --steps 2500 --out out/train/depth_visible_teacher_s12
+    $bin train depth "${vis[@]}" --role teacher --steps 2000 --lr 5e-4 \
+         --init out/train/depth_visible_teacher_s12/model.safetensors --out out/train/depth_visible_teacher_s12_ft
+    for steps in $cycles 8000; do
+      $bin train depth "${vis[@]}" --role student --steps "$steps" --unlabeled-streets 60 \
+           --teacher out/train/depth_visible_teacher_s12_ft/model.safetensors --out out/train/depth_visible_student_v3_s12
+      $bin train depth "${vis[@]}" --role student --steps "$steps" --out out/train/depth_visible_student_plain_v2_s12
+    done
   fi
   [ "${TUNE:-0}" = 1 ] || continue
   # fine-tuning stage (fresh AdamW, learning rate 5e-4, cosine over 2000 steps): the teacher
