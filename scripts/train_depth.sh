@@ -17,6 +17,21 @@ bin=.venv/bin/ldf-ros
 cycles=${STUDENT_CYCLES:-2000 4000 6000}
 threads=${THREADS:-0}
 modalities=("$@")
+# The FOV and STRONG_TEACHER recipe: a teacher (2500 steps, then a 2000-step fine-tune at 5e-4,
+# into <teacher>_ft) and, from scratch, a student distilled from it (with 60 unlabeled streets)
+# and a plain one, in cosine cycles up to 8000 steps.
+# Arguments: teacher_out distilled_out plain_out, then the flags every run shares.
+teacher_and_students_from_scratch() {
+  local teacher=$1 distilled=$2 plain=$3 steps
+  shift 3
+  $bin train depth "$@" --role teacher --steps 2500 --out "$teacher"
+  $bin train depth "$@" --role teacher --steps 2000 --lr 5e-4 --init "$teacher/model.safetensors" --out "${teacher}_ft"
+  for steps in $cycles 8000; do
+    $bin train depth "$@" --role student --steps "$steps" --unlabeled-streets 60 \
+         --teacher "${teacher}_ft/model.safetensors" --out "$distilled"
+    $bin train depth "$@" --role student --steps "$steps" --out "$plain"
+  done
+}
 [ ${#modalities[@]} -eq 0 ] && modalities=(visible thermal)
 for m in "${modalities[@]}"; do
   # the teacher: 1000 steps (config), then resumed to 2500 (a second cosine cycle), as the
@@ -36,14 +51,9 @@ for m in "${modalities[@]}"; do
     # 66 deg), so it learns with that field of view: a teacher from scratch plus one more cosine
     # cycle; students from scratch with it (distilled: shipped) and fine-tuned from the 66 deg ones
     fov=(--config config/train_depth.yaml --modality thermal --threads "$threads" --camera-hfov 50)
-    $bin train depth "${fov[@]}" --role teacher --steps 2500 --out out/train/depth_thermal_teacher_fov50
-    $bin train depth "${fov[@]}" --role teacher --steps 2000 --lr 5e-4 \
-         --init out/train/depth_thermal_teacher_fov50/model.safetensors --out out/train/depth_thermal_teacher_fov50_ft
-    for steps in $cycles 8000; do   # the shipped thermal student (v3_fov50, 8000 since session 12) and its plain baseline, from scratch
-      $bin train depth "${fov[@]}" --role student --steps "$steps" --unlabeled-streets 60 \
-           --teacher out/train/depth_thermal_teacher_fov50_ft/model.safetensors --out out/train/depth_thermal_student_v3_fov50
-      $bin train depth "${fov[@]}" --role student --steps "$steps" --out out/train/depth_thermal_student_plain_v2_scratch_fov50
-    done
+    # the shipped thermal teacher (teacher_fov50_ft) and student (v3_fov50, 8000 since session 12)
+    teacher_and_students_from_scratch out/train/depth_thermal_teacher_fov50 out/train/depth_thermal_student_v3_fov50 \
+         out/train/depth_thermal_student_plain_v2_scratch_fov50 "${fov[@]}"
     # fine-tuning the 66 deg students to 50 deg instead (measured, not shipped)
     $bin train depth "${fov[@]}" --role student --steps 2000 --lr 5e-4 --init out/train/depth_thermal_student_v3/model.safetensors \
          --teacher out/train/depth_thermal_teacher_fov50_ft/model.safetensors --unlabeled-streets 60 \
@@ -57,15 +67,8 @@ for m in "${modalities[@]}"; do
     # session 12: the thermal 50 deg recipe for the visible branch (shipped visible teacher:
     # 2500 steps + a 2000-step fine-tune at 5e-4), then students from scratch, distilled from it
     # and plain, cycles up to 8000 (measured; the shipped visible student stays plain_ft2)
-    vis=(--config config/train_depth.yaml --modality visible --threads "$threads")
-    $bin train depth "${vis[@]}" --role teacher --steps 2500 --out out/train/depth_visible_teacher_s12
-    $bin train depth "${vis[@]}" --role teacher --steps 2000 --lr 5e-4 \
-         --init out/train/depth_visible_teacher_s12/model.safetensors --out out/train/depth_visible_teacher_s12_ft
-    for steps in $cycles 8000; do
-      $bin train depth "${vis[@]}" --role student --steps "$steps" --unlabeled-streets 60 \
-           --teacher out/train/depth_visible_teacher_s12_ft/model.safetensors --out out/train/depth_visible_student_v3_s12
-      $bin train depth "${vis[@]}" --role student --steps "$steps" --out out/train/depth_visible_student_plain_v2_s12
-    done
+    teacher_and_students_from_scratch out/train/depth_visible_teacher_s12 out/train/depth_visible_student_v3_s12 \
+         out/train/depth_visible_student_plain_v2_s12 --config config/train_depth.yaml --modality visible --threads "$threads"
   fi
   [ "${TUNE:-0}" = 1 ] || continue
   # fine-tuning stage (fresh AdamW, learning rate 5e-4, cosine over 2000 steps): the teacher
