@@ -8,9 +8,10 @@
 # cycles of 2000 steps, each resumed from the last (2000, 4000, 6000: the shipped thermal one).
 # Environment: STUDENT_CYCLES (default "2000 4000 6000"), TEACHER_STEPS (default 2500),
 # THREADS (torch threads per run, default: all), TUNE=1 (then the fine-tuning stage below;
-# sessions 7-8 ran it for visible only; its plain_ft2 is the shipped visible student),
+# sessions 7-8 ran it for visible only; its plain_ft2 was the shipped visible student to session 12),
 # FOV=1 (thermal only, session 11: the thermal camera's own 50 deg field of view, below),
-# STRONG_TEACHER=1 (visible only, session 12: a stronger teacher, students from scratch, below).
+# STRONG_TEACHER=1 (visible only, sessions 12-13: a stronger teacher, students from scratch and
+# fine-tuned, below; its plain_s12_ft2 is the shipped visible student).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=.venv/bin/ldf-ros
@@ -66,9 +67,34 @@ for m in "${modalities[@]}"; do
   if [ "${STRONG_TEACHER:-0}" = 1 ] && [ "$m" = visible ]; then
     # session 12: the thermal 50 deg recipe for the visible branch (shipped visible teacher:
     # 2500 steps + a 2000-step fine-tune at 5e-4), then students from scratch, distilled from it
-    # and plain, cycles up to 8000 (measured; the shipped visible student stays plain_ft2)
+    # and plain, cycles up to 8000
+    vis=(--config config/train_depth.yaml --modality visible --threads "$threads")
     teacher_and_students_from_scratch out/train/depth_visible_teacher_s12 out/train/depth_visible_student_v3_s12 \
-         out/train/depth_visible_student_plain_v2_s12 --config config/train_depth.yaml --modality visible --threads "$threads"
+         out/train/depth_visible_student_plain_v2_s12 "${vis[@]}"
+    # session 13: two fine-tuning cycles (fresh AdamW, 5e-4, 2000 steps each) for the plain
+    # student (its ft2 is the shipped visible student, since session 13) and for the student distilled without the
+    # unlabeled streets (8000 steps from scratch first), gated and not in the second cycle; and
+    # the plain student's first fine-tune distilled in its second cycle instead
+    teacher=out/train/depth_visible_teacher_s12_ft/model.safetensors
+    tune=("${vis[@]}" --role student --steps 2000 --lr 5e-4)
+    s=out/train/depth_visible_student
+    for steps in $cycles 8000; do
+      $bin train depth "${vis[@]}" --role student --steps "$steps" --unlabeled-streets 0 --teacher "$teacher" \
+           --out "${s}_nounl_s12"
+    done
+    $bin train depth "${tune[@]}" --init "${s}_plain_v2_s12/model.safetensors" --out "${s}_plain_s12_ft"
+    $bin train depth "${tune[@]}" --init "${s}_plain_s12_ft/model.safetensors" --out "${s}_plain_s12_ft2"
+    $bin train depth "${tune[@]}" --teacher "$teacher" --init "${s}_plain_s12_ft/model.safetensors" \
+         --out "${s}_plainft_distilled_s12_ft2"
+    $bin train depth "${tune[@]}" --teacher "$teacher" --init "${s}_nounl_s12/model.safetensors" --out "${s}_nounl_s12_ft"
+    $bin train depth "${tune[@]}" --teacher "$teacher" --init "${s}_nounl_s12_ft/model.safetensors" --out "${s}_nounl_s12_ft2"
+    $bin train depth "${tune[@]}" --teacher "$teacher" --distill-gate --init "${s}_nounl_s12_ft/model.safetensors" \
+         --out "${s}_nounl_gated_s12_ft2"
+    # the teacher one more cycle, and the gated second cycle distilled from it instead
+    $bin train depth "${vis[@]}" --role teacher --steps 2000 --lr 5e-4 \
+         --init out/train/depth_visible_teacher_s12_ft/model.safetensors --out out/train/depth_visible_teacher_s12_ft2
+    $bin train depth "${tune[@]}" --teacher out/train/depth_visible_teacher_s12_ft2/model.safetensors --distill-gate \
+         --init "${s}_nounl_s12_ft/model.safetensors" --out "${s}_nounl_gated_s12_ft2_t2"
   fi
   [ "${TUNE:-0}" = 1 ] || continue
   # fine-tuning stage (fresh AdamW, learning rate 5e-4, cosine over 2000 steps): the teacher
