@@ -72,10 +72,12 @@ for m in "${modalities[@]}"; do
     teacher_and_students_from_scratch out/train/depth_visible_teacher_s12 out/train/depth_visible_student_v3_s12 \
          out/train/depth_visible_student_plain_v2_s12 "${vis[@]}"
     # session 13: two fine-tuning cycles (fresh AdamW, 5e-4, 2000 steps each) for the plain
-    # student (its ft2 is the shipped visible student, since session 13) and for the student distilled without the
-    # unlabeled streets (8000 steps from scratch first), gated and not in the second cycle; and
-    # the plain student's first fine-tune distilled in its second cycle instead
+    # student (its ft2: the shipped visible student since session 13) and for the student
+    # distilled without the unlabeled streets (8000 steps from scratch first), gated and not in
+    # the second cycle; and the plain student's first fine-tune distilled in its second cycle
     teacher=out/train/depth_visible_teacher_s12_ft/model.safetensors
+    teacher2_dir=out/train/depth_visible_teacher_s12_ft2
+    teacher2=$teacher2_dir/model.safetensors
     tune=("${vis[@]}" --role student --steps 2000 --lr 5e-4)
     s=out/train/depth_visible_student
     for steps in $cycles 8000; do
@@ -91,10 +93,9 @@ for m in "${modalities[@]}"; do
     $bin train depth "${tune[@]}" --teacher "$teacher" --distill-gate --init "${s}_nounl_s12_ft/model.safetensors" \
          --out "${s}_nounl_gated_s12_ft2"
     # the teacher one more cycle, and the gated second cycle distilled from it instead
-    $bin train depth "${vis[@]}" --role teacher --steps 2000 --lr 5e-4 \
-         --init out/train/depth_visible_teacher_s12_ft/model.safetensors --out out/train/depth_visible_teacher_s12_ft2
-    $bin train depth "${tune[@]}" --teacher out/train/depth_visible_teacher_s12_ft2/model.safetensors --distill-gate \
-         --init "${s}_nounl_s12_ft/model.safetensors" --out "${s}_nounl_gated_s12_ft2_t2"
+    $bin train depth "${vis[@]}" --role teacher --steps 2000 --lr 5e-4 --init "$teacher" --out "$teacher2_dir"
+    $bin train depth "${tune[@]}" --teacher "$teacher2" --distill-gate --init "${s}_nounl_s12_ft/model.safetensors" \
+         --out "${s}_nounl_gated_s12_ft2_t2"
   fi
   [ "${TUNE:-0}" = 1 ] || continue
   # fine-tuning stage (fresh AdamW, learning rate 5e-4, cosine over 2000 steps): the teacher
