@@ -341,9 +341,10 @@ def _setup_train(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="what", metavar="WHAT")
     sub.required = True
     d = _train_parser(sub, "depth", "train a visible or thermal depth network (teacher or student)")
-    d.add_argument("--modality", choices=["visible", "thermal"])
+    d.add_argument("--modality", choices=["visible", "thermal", "rgb_thermal"],
+                   help="rgb_thermal: RGB + thermal stacked (teachers only; distilled into one-camera students)")
     d.add_argument("--role", choices=["teacher", "student"])
-    d.add_argument("--teacher", help="teacher checkpoint to distil from (students)")
+    d.add_argument("--teacher", help="teacher checkpoint to distil from (students): same modality or rgb_thermal")
     d.add_argument("--unlabeled-streets", type=int, help="distillation: extra streets seen without ground truth")
     d.add_argument("--distill-gate", action="store_const", const=True,
                    help="imitate the teacher only where it beats the student (ground truth or reprojection)")

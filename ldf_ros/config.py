@@ -306,7 +306,8 @@ def resolve_path(path: str) -> Path:
 class DepthTrainConfig:
     """`ldf-ros train depth`: one depth network (modality x role) on synthetic clips."""
 
-    modality: str = _spec("visible", doc="input camera", choices=["visible", "thermal"])
+    modality: str = _spec("visible", doc="input camera (rgb_thermal: both stacked, teachers only, to distil into "
+                          "a single-camera student)", choices=["visible", "thermal", "rgb_thermal"])
     role: str = _spec("student", doc="network size", choices=["teacher", "student"])
     teacher: str = _spec("", doc="teacher checkpoint to distil from (student only; empty: no distillation)")
     distill_gate: bool = _spec(False, doc="imitate the teacher only where it is closer to the ground truth than the "

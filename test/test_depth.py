@@ -11,7 +11,8 @@ from ldf_ros.models.checkpoint import CheckpointError, save_checkpoint
 from ldf_ros.models.depth_net import DepthNet, load_depth_net, parameter_count, student_config, teacher_config
 from ldf_ros.models.layers import axis_angle_to_matrix, ground_plane_height, warp_image
 from ldf_ros.ops.camera import intrinsics
-from ldf_ros.runtime.depth import DepthPredictor, blend_depths, depth_scale_for_camera, largest_window
+from ldf_ros.runtime.depth import (DepthPredictor, blend_depths, depth_scale_for_camera, largest_window,
+                                   modality_image)
 from ldf_ros.synthetic.clips import TEST_SEEDS, ClipSpec, clip_camera, render_clip
 from ldf_ros.training.depth import (ClipFrames, DistillationLoss, build_training, distillation_gate,
                                    flip_averaged, training_losses)
@@ -331,3 +332,44 @@ def test_shipped_depth_checkpoints_give_metric_depth_on_a_street_they_never_saw(
     depth = DepthPredictor(net)(image)
     assert np.isfinite(depth).all() and (depth > 0).all()
     assert depth_metrics(clip.depth[0], depth)["abs_rel"] < 0.2
+
+
+def test_a_two_camera_teacher_distils_into_a_one_camera_student(tiny_clips, tmp_path):
+    """rgb_thermal teachers see both cameras of the same pixels; the student keeps its own input,
+    with the same flip and brightness as the teacher's RGB channels."""
+    torch.manual_seed(0)
+    data = ClipFrames(tiny_clips, "visible", augment=True, seed=3, teacher_modality="rgb_thermal")
+    for n in range(4):
+        item = data[n]
+        assert item["frames"].shape[1] == 3 and item["teacher_frames"].shape[1] == 4
+        torch.testing.assert_close(item["teacher_frames"][:, :3], item["frames"])
+    t = DepthNet(teacher_config("rgb_thermal"))
+    assert t.encoder.stages[0][0].conv.in_channels == 4
+    teacher = str(save_checkpoint(tmp_path / "t.safetensors", t, "depth", t.cfg.to_dict()))
+    cfg = DepthTrainConfig(modality="visible", role="student", teacher=teacher, distill_gate=True)
+    model, pose, teach, distill = build_training(cfg)
+    assert teach.cfg.modality == "rgb_thermal"
+    batch = torch.utils.data.default_collate([data[i] for i in range(4)])
+    out = training_losses(batch, model, pose, teach, distill, cfg)
+    assert {"distill_depth", "distill_feature", "distill_bins"} <= set(out) and torch.isfinite(out["total"])
+    # the teacher's targets come from its own 4-channel input: other thermal, other targets
+    changed = dict(batch, teacher_frames=batch["teacher_frames"].clone())
+    changed["teacher_frames"][:, :, 3] = 1.0 - changed["teacher_frames"][:, :, 3]
+    again = training_losses(changed, model, pose, teach, distill, cfg)
+    assert again["distill_depth"].item() != pytest.approx(out["distill_depth"].item())
+
+
+def test_rgb_thermal_is_for_teachers_and_a_student_rejects_other_teachers(tmp_path):
+    with pytest.raises(ValueError, match="teachers only"):
+        DepthNet(student_config("rgb_thermal"))
+    t = DepthNet(teacher_config("thermal"))
+    teacher = str(save_checkpoint(tmp_path / "t.safetensors", t, "depth", t.cfg.to_dict()))
+    with pytest.raises(CheckpointError, match="a visible student learns from a visible or an rgb_thermal teacher"):
+        build_training(DepthTrainConfig(modality="visible", role="student", teacher=teacher))
+    predictor = DepthPredictor(DepthNet(teacher_config("rgb_thermal")))
+    rgb = np.zeros((40, 48, 3), np.uint8)
+    thermal = np.full((40, 48), 30000, np.uint16)
+    depth = predictor(modality_image(rgb, thermal, "rgb_thermal"))
+    assert depth.shape == (40, 48) and np.isfinite(depth).all() and (depth > 0).all()
+    with pytest.raises(ValueError, match="must be registered"):
+        modality_image(rgb, thermal[:20], "rgb_thermal")

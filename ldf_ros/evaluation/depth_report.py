@@ -126,7 +126,7 @@ def evaluate_runtime_depth(pipe, samples, progress: bool = True):
     before session 11) and its blend."""
     from tqdm import tqdm
 
-    from ldf_ros.runtime.depth import blend_depths
+    from ldf_ros.runtime.depth import blend_depths, modality_image
 
     if pipe.depth_visible is None or pipe.depth_thermal is None:
         raise ValueError("runtime depth evaluation needs both depth branches: " + "; ".join(pipe.problems))
@@ -153,13 +153,13 @@ def evaluate_depth(predictors: dict, samples, with_blend: bool = True, progress:
     Returns (rows, examples) with examples[condition] = (sample, {method: depth}) for panels."""
     from tqdm import tqdm
 
-    from ldf_ros.runtime.depth import blend_depths
+    from ldf_ros.runtime.depth import blend_depths, modality_image
 
     rows, examples = [], {}
     vis = next((n for n, p in predictors.items() if p.modality == "visible"), None)
     th = next((n for n, p in predictors.items() if p.modality == "thermal"), None)
     for sample in tqdm(list(samples), desc="eval depth", disable=not progress):
-        preds = {name: p(sample.rgb if p.modality == "visible" else sample.thermal) for name, p in predictors.items()}
+        preds = {name: p(modality_image(sample.rgb, sample.thermal, p.modality)) for name, p in predictors.items()}
         if with_blend and vis and th:
             preds["blend"] = blend_depths(preds[vis], preds[th], sample.rgb)
         for name, d in preds.items():

@@ -5,6 +5,10 @@ Encoder-decoder predicting sigmoid disparity at four scales, mapped to metric de
 aggregation in the spirit of VFM-Depth): semantic features, from a foundation image encoder
 when one is available or learned from class labels otherwise, are fused into the decoder
 and predict class logits. The student is the same design without it, and small.
+
+A third input, "rgb_thermal" (RGB and thermal stacked, 4 channels), exists for teachers only:
+a teacher that sees both cameras is far better at night and in fog than one that sees the
+RGB alone, and its targets can be distilled into a single-camera student (privileged input).
 """
 from __future__ import annotations
 
@@ -16,7 +20,8 @@ from torch import nn
 
 from ldf_ros.models.layers import ConvBlock, ResBlock, upsample_to
 
-MODALITIES = ("visible", "thermal")
+MODALITIES = ("visible", "thermal", "rgb_thermal")
+IN_CHANNELS = {"visible": 3, "thermal": 1, "rgb_thermal": 4}
 ROLES = ("teacher", "student")
 
 
@@ -41,6 +46,8 @@ class DepthNetConfig:
             raise ValueError(f"depth modality {self.modality!r}: expected one of {MODALITIES}")
         if self.role not in ROLES:
             raise ValueError(f"depth role {self.role!r}: expected one of {ROLES}")
+        if self.modality == "rgb_thermal" and self.role != "teacher":
+            raise ValueError("rgb_thermal depth networks are teachers only (the runtime runs one camera per branch)")
         if len(self.widths) != 5:
             raise ValueError("depth widths: expected 5 encoder stages")
         if not 0 < self.min_depth < self.max_depth:
@@ -52,7 +59,7 @@ class DepthNetConfig:
 
     @property
     def in_channels(self) -> int:
-        return 3 if self.modality == "visible" else 1
+        return IN_CHANNELS[self.modality]
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -19,7 +19,12 @@ from ldf_ros.runtime.thermal import ThermalNormalization, normalize_thermal
 
 def depth_input(image: np.ndarray, modality: str, thermal_norm: ThermalNormalization = ThermalNormalization()) -> np.ndarray:
     """(C, H, W) float32 in [0, 1] as the depth networks expect: RGB uint8 for visible,
-    raw or normalized single-channel thermal for thermal (normalized here if not float in [0,1])."""
+    raw or normalized single-channel thermal for thermal (normalized here if not float in [0,1]),
+    (H, W, 4) float in [0, 1] for rgb_thermal (`modality_image` makes it)."""
+    if modality == "rgb_thermal":
+        if image.ndim != 3 or image.shape[2] != 4 or image.dtype != np.float32:
+            raise ValueError(f"rgb_thermal depth input must be (H, W, 4) float32, got {image.shape} {image.dtype}")
+        return np.ascontiguousarray(image.transpose(2, 0, 1))
     if modality == "visible":
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise ValueError(f"visible depth input must be (H, W, 3) uint8, got {image.shape} {image.dtype}")
@@ -27,6 +32,19 @@ def depth_input(image: np.ndarray, modality: str, thermal_norm: ThermalNormaliza
     if image.dtype == np.float32 and image.ndim == 2 and np.nanmin(image) >= 0 and np.nanmax(image) <= 1:
         return image[None]
     return normalize_thermal(image, thermal_norm)[None]
+
+
+def modality_image(rgb: np.ndarray, thermal: np.ndarray, modality: str,
+                   thermal_norm: ThermalNormalization = ThermalNormalization()) -> np.ndarray:
+    """The image a depth network of `modality` takes, from a registered RGB + thermal pair
+    (one place for the choice, so training, validation and evaluation agree)."""
+    if modality == "visible":
+        return rgb
+    if modality == "thermal":
+        return thermal
+    if rgb.shape[:2] != thermal.shape[:2]:
+        raise ValueError(f"rgb_thermal: RGB {rgb.shape[:2]} and thermal {thermal.shape[:2]} must be registered")
+    return np.dstack([depth_input(rgb, "visible").transpose(1, 2, 0), depth_input(thermal, "thermal", thermal_norm)[0]])
 
 
 Window = tuple[int, int, int, int]   # x0, y0, x1, y1 (ends exclusive), pixels

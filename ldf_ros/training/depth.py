@@ -17,12 +17,13 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from ldf_ros.config import DepthTrainConfig
-from ldf_ros.models.checkpoint import (load_training_state, save_checkpoint, save_training_state)
+from ldf_ros.models.checkpoint import (CheckpointError, load_training_state, save_checkpoint,
+                                       save_training_state)
 from ldf_ros.models.depth_net import (DepthNet, PoseNet, load_depth_net, parameter_count, student_config,
                                       teacher_config)
 from ldf_ros.models.layers import (axis_angle_to_matrix, edge_aware_smoothness, ground_plane_height, photometric_error,
                                    warp_image)
-from ldf_ros.runtime.depth import depth_input
+from ldf_ros.runtime.depth import depth_input, modality_image
 from ldf_ros.synthetic.clips import (TRAIN_SEEDS, UNLABELED_SEEDS, VAL_SEEDS, Clip, clip_camera, clip_specs,
                                      load_or_render)
 from ldf_ros.training import cosine_decay
@@ -31,10 +32,14 @@ from ldf_ros.training import cosine_decay
 class ClipFrames(Dataset):
     """(previous, target, next) frames of one modality with ground truth, from clips. Frames of
     the first `labeled` clips carry their depth; the others carry zeros, which every depth
-    loss treats as invalid (unlabeled video, as a real camera would give)."""
+    loss treats as invalid (unlabeled video, as a real camera would give). With a teacher of
+    another modality (rgb_thermal), "teacher_frames" carry its input: the same frames, with the
+    same flip and brightness, as the student sees."""
 
-    def __init__(self, clips: list[Clip], modality: str, augment: bool = True, seed: int = 0, labeled: int | None = None):
+    def __init__(self, clips: list[Clip], modality: str, augment: bool = True, seed: int = 0, labeled: int | None = None,
+                 teacher_modality: str | None = None):
         self.clips, self.modality, self.augment = clips, modality, augment
+        self.teacher_modality = teacher_modality if teacher_modality != modality else None
         self.labeled = len(clips) if labeled is None else labeled
         self.index = [(c, i) for c in range(len(clips)) for i in range(1, clips[c].rgb.shape[0] - 1)]
         self.rng = np.random.default_rng(seed)
@@ -42,23 +47,37 @@ class ClipFrames(Dataset):
     def __len__(self):
         return len(self.index)
 
-    def _image(self, clip: Clip, i: int) -> np.ndarray:
-        return depth_input(clip.rgb[i] if self.modality == "visible" else clip.thermal[i], self.modality)
+    def _cameras(self) -> list[str]:
+        wanted = {self.modality, self.teacher_modality} - {None}
+        return ["visible", "thermal"] if "rgb_thermal" in wanted else sorted(wanted)
+
+    def _input(self, frames: dict[str, np.ndarray], modality: str) -> np.ndarray:
+        if modality == "rgb_thermal":
+            return np.concatenate([frames["visible"], frames["thermal"]], axis=1)
+        return frames[modality]
 
     def __getitem__(self, n):
         c, i = self.index[n]
         clip = self.clips[c]
-        frames = np.stack([self._image(clip, j) for j in (i - 1, i, i + 1)])
+        frames = {m: np.stack([depth_input(modality_image(clip.rgb[j], clip.thermal[j], m), m) for j in (i - 1, i, i + 1)])
+                  for m in self._cameras()}
         depth = np.nan_to_num(clip.depth[i], nan=0.0)[None] if c < self.labeled else np.zeros((1, *clip.depth.shape[1:]))
         classes = clip.classes[i].astype(np.int64)
         if self.augment and self.rng.random() < 0.5:   # K stays valid: cx = (W - 1) / 2
-            frames, depth, classes = frames[..., ::-1], depth[..., ::-1], classes[..., ::-1]
-        if self.augment and self.modality == "visible":
-            frames = np.clip(frames * self.rng.uniform(0.8, 1.2), 0, 1)
-        return {"frames": torch.from_numpy(np.ascontiguousarray(frames, dtype=np.float32)),
-                "depth": torch.from_numpy(np.ascontiguousarray(depth, dtype=np.float32)),
+            frames = {m: f[..., ::-1] for m, f in frames.items()}
+            depth, classes = depth[..., ::-1], classes[..., ::-1]
+        if self.augment and "visible" in frames:
+            frames["visible"] = np.clip(frames["visible"] * self.rng.uniform(0.8, 1.2), 0, 1)
+        item = {"frames": _tensor(self._input(frames, self.modality)), "depth": _tensor(depth),
                 "classes": torch.from_numpy(np.ascontiguousarray(classes)),
                 "k": torch.from_numpy(clip.k.astype(np.float32))}
+        if self.teacher_modality:
+            item["teacher_frames"] = _tensor(self._input(frames, self.teacher_modality))
+        return item
+
+
+def _tensor(a: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))
 
 
 def supervised_loss(depths: list[torch.Tensor], gt: torch.Tensor, min_depth: float, max_depth: float) -> torch.Tensor:
@@ -191,7 +210,10 @@ def build_training(cfg: DepthTrainConfig):
     if cfg.teacher:
         if cfg.role != "student":
             raise ValueError("only a student can be distilled from a teacher (role: student)")
-        teacher = load_depth_net(cfg.teacher, modality=cfg.modality)
+        teacher = load_depth_net(cfg.teacher)
+        if teacher.cfg.modality not in (cfg.modality, "rgb_thermal"):
+            raise CheckpointError(f"teacher {cfg.teacher} is a {teacher.cfg.modality} depth network: a {cfg.modality} "
+                                  f"student learns from a {cfg.modality} or an rgb_thermal teacher")
         if teacher.cfg.focal_px and abs(teacher.cfg.focal_px - net_cfg.focal_px) > 1e-3 * net_cfg.focal_px:
             raise ValueError(f"teacher {cfg.teacher} learned with focal {teacher.cfg.focal_px:.1f} px, this student "
                              f"trains with {net_cfg.focal_px:.1f} px (camera_hfov_deg): its depths would not fit")
@@ -244,7 +266,8 @@ def training_losses(batch, model: DepthNet, pose: PoseNet | None, teacher: Depth
     gate = None
     if teacher is not None:
         with torch.no_grad():
-            out_t = flip_averaged(teacher, target) if cfg.teacher_flip else teacher(target)
+            target_t = batch["teacher_frames"][:, 1] if "teacher_frames" in batch else target
+            out_t = flip_averaged(teacher, target_t) if cfg.teacher_flip else teacher(target_t)
             if cfg.distill_gate:
                 reproj_t = None if reproj is None else reprojection_error(out_t["depth"], frames, k, poses)
                 gate = distillation_gate(out["depth"], out_t["depth"], gt, mc.min_depth, mc.max_depth,
@@ -276,7 +299,7 @@ def validate(model: DepthNet, clips: list[Clip]) -> float:
     rows = []
     for clip in clips:
         for i in range(0, clip.rgb.shape[0], 4):
-            image = clip.rgb[i] if model.cfg.modality == "visible" else clip.thermal[i]
+            image = modality_image(clip.rgb[i], clip.thermal[i], model.cfg.modality)
             rows.append(depth_metrics(clip.depth[i], predictor(image))["abs_rel"])
     model.train()
     return float(np.mean(rows))
@@ -313,7 +336,8 @@ def train_depth(cfg: DepthTrainConfig, resume: bool = True, progress: bool = Tru
     labeled = len(train_clips)
     train_clips += _clips(UNLABELED_SEEDS[:cfg.unlabeled_streets], cfg)
     val_clips = _clips(VAL_SEEDS, cfg, conditions=("day", "night", "fog"))
-    data = ClipFrames(train_clips, cfg.modality, augment=True, seed=cfg.seed + step, labeled=labeled)
+    data = ClipFrames(train_clips, cfg.modality, augment=True, seed=cfg.seed + step, labeled=labeled,
+                      teacher_modality=teacher.cfg.modality if teacher is not None else None)
     loader = DataLoader(data, batch_size=cfg.batch_size, shuffle=True, drop_last=True, num_workers=0,
                         generator=torch.Generator().manual_seed(cfg.seed + step))
     log_path = out / "log.csv"
