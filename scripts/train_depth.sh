@@ -11,7 +11,8 @@
 # sessions 7-8 ran it for visible only; its plain_ft2 was the shipped visible student to session 12),
 # FOV=1 (thermal only, session 11: the thermal camera's own 50 deg field of view, below),
 # STRONG_TEACHER=1 (visible only, sessions 12-13: a stronger teacher, students from scratch and
-# fine-tuned, below; its plain_s12_ft2 is the shipped visible student).
+# fine-tuned, below; its plain_s12_ft2 is the shipped visible student), TWO_CAMERA_TEACHER=1
+# (visible only, session 14, after STRONG_TEACHER: a teacher that sees RGB and thermal, below).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=.venv/bin/ldf-ros
@@ -96,6 +97,22 @@ for m in "${modalities[@]}"; do
     $bin train depth "${vis[@]}" --role teacher --steps 2000 --lr 5e-4 --init "$teacher" --out "$teacher2_dir"
     $bin train depth "${tune[@]}" --teacher "$teacher2" --distill-gate --init "${s}_nounl_s12_ft/model.safetensors" \
          --out "${s}_nounl_gated_s12_ft2_t2"
+  fi
+  if [ "${TWO_CAMERA_TEACHER:-0}" = 1 ] && [ "$m" = visible ]; then
+    # session 14: a teacher that sees RGB and thermal stacked (rgb_thermal; the session-12 teacher
+    # recipe: 2500 steps, then a 2000-step fine-tune at 5e-4), distilled into the visible
+    # student's fine-tuning cycles in place of the visible teacher: the gated second cycle from
+    # nounl_s12_ft, and both cycles from nounl_s12 (first ungated, second gated, as session 13)
+    rgbt=(--config config/train_depth.yaml --modality rgb_thermal --role teacher --threads "$threads")
+    rgbt_dir=out/train/depth_rgb_thermal_teacher
+    $bin train depth "${rgbt[@]}" --steps 2500 --out "$rgbt_dir"
+    $bin train depth "${rgbt[@]}" --steps 2000 --lr 5e-4 --init "$rgbt_dir/model.safetensors" --out "${rgbt_dir}_ft"
+    tune=(--config config/train_depth.yaml --modality visible --threads "$threads" --role student --steps 2000 --lr 5e-4
+          --teacher "${rgbt_dir}_ft/model.safetensors")
+    s=out/train/depth_visible_student
+    $bin train depth "${tune[@]}" --distill-gate --init "${s}_nounl_s12_ft/model.safetensors" --out "${s}_nounl_gated_s12_ft2_rgbt"
+    $bin train depth "${tune[@]}" --init "${s}_nounl_s12/model.safetensors" --out "${s}_rgbt_s12_ft"
+    $bin train depth "${tune[@]}" --distill-gate --init "${s}_rgbt_s12_ft/model.safetensors" --out "${s}_rgbt_gated_s12_ft2"
   fi
   [ "${TUNE:-0}" = 1 ] || continue
   # fine-tuning stage (fresh AdamW, learning rate 5e-4, cosine over 2000 steps): the teacher
