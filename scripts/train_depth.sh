@@ -102,7 +102,10 @@ for m in "${modalities[@]}"; do
     # session 14: a teacher that sees RGB and thermal stacked (rgb_thermal; the session-12 teacher
     # recipe: 2500 steps, then a 2000-step fine-tune at 5e-4), distilled into the visible
     # student's fine-tuning cycles in place of the visible teacher: the gated second cycle from
-    # nounl_s12_ft, and both cycles from nounl_s12 (first ungated, second gated, as session 13)
+    # nounl_s12_ft, and the first cycle from nounl_s12 (ungated, as session 13; its gated second
+    # cycle was stopped at step 160 once the first measured worse); then the plain lineage's
+    # second cycle gated from the visible teacher, seeds 0 and 1 (against plain_s12_ft2 and its
+    # seed 1, which start from the same plain_s12_ft)
     rgbt=(--config config/train_depth.yaml --modality rgb_thermal --role teacher --threads "$threads")
     rgbt_dir=out/train/depth_rgb_thermal_teacher
     $bin train depth "${rgbt[@]}" --steps 2500 --out "$rgbt_dir"
@@ -112,7 +115,11 @@ for m in "${modalities[@]}"; do
     s=out/train/depth_visible_student
     $bin train depth "${tune[@]}" --distill-gate --init "${s}_nounl_s12_ft/model.safetensors" --out "${s}_nounl_gated_s12_ft2_rgbt"
     $bin train depth "${tune[@]}" --init "${s}_nounl_s12/model.safetensors" --out "${s}_rgbt_s12_ft"
-    $bin train depth "${tune[@]}" --distill-gate --init "${s}_rgbt_s12_ft/model.safetensors" --out "${s}_rgbt_gated_s12_ft2"
+    tune=(--config config/train_depth.yaml --modality visible --threads "$threads" --role student --steps 2000 --lr 5e-4
+          --teacher out/train/depth_visible_teacher_s12_ft/model.safetensors --distill-gate
+          --init "${s}_plain_s12_ft/model.safetensors")
+    $bin train depth "${tune[@]}" --seed 0 --out "${s}_plainft_gated_s12_ft2"
+    $bin train depth "${tune[@]}" --seed 1 --out "${s}_plainft_gated_s12_ft2_seed1"
   fi
   [ "${TUNE:-0}" = 1 ] || continue
   # fine-tuning stage (fresh AdamW, learning rate 5e-4, cosine over 2000 steps): the teacher
