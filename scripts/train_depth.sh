@@ -110,16 +110,16 @@ for m in "${modalities[@]}"; do
     rgbt_dir=out/train/depth_rgb_thermal_teacher
     $bin train depth "${rgbt[@]}" --steps 2500 --out "$rgbt_dir"
     $bin train depth "${rgbt[@]}" --steps 2000 --lr 5e-4 --init "$rgbt_dir/model.safetensors" --out "${rgbt_dir}_ft"
-    tune=(--config config/train_depth.yaml --modality visible --threads "$threads" --role student --steps 2000 --lr 5e-4
-          --teacher "${rgbt_dir}_ft/model.safetensors")
+    tune=(--config config/train_depth.yaml --modality visible --threads "$threads" --role student --steps 2000 --lr 5e-4)
     s=out/train/depth_visible_student
-    $bin train depth "${tune[@]}" --distill-gate --init "${s}_nounl_s12_ft/model.safetensors" --out "${s}_nounl_gated_s12_ft2_rgbt"
-    $bin train depth "${tune[@]}" --init "${s}_nounl_s12/model.safetensors" --out "${s}_rgbt_s12_ft"
-    tune=(--config config/train_depth.yaml --modality visible --threads "$threads" --role student --steps 2000 --lr 5e-4
-          --teacher out/train/depth_visible_teacher_s12_ft/model.safetensors --distill-gate
-          --init "${s}_plain_s12_ft/model.safetensors")
-    $bin train depth "${tune[@]}" --seed 0 --out "${s}_plainft_gated_s12_ft2"
-    $bin train depth "${tune[@]}" --seed 1 --out "${s}_plainft_gated_s12_ft2_seed1"
+    $bin train depth "${tune[@]}" --teacher "${rgbt_dir}_ft/model.safetensors" --distill-gate \
+         --init "${s}_nounl_s12_ft/model.safetensors" --out "${s}_nounl_gated_s12_ft2_rgbt"
+    $bin train depth "${tune[@]}" --teacher "${rgbt_dir}_ft/model.safetensors" \
+         --init "${s}_nounl_s12/model.safetensors" --out "${s}_rgbt_s12_ft"
+    plain_gated=("${tune[@]}" --teacher out/train/depth_visible_teacher_s12_ft/model.safetensors --distill-gate
+                 --init "${s}_plain_s12_ft/model.safetensors")
+    $bin train depth "${plain_gated[@]}" --seed 0 --out "${s}_plainft_gated_s12_ft2"
+    $bin train depth "${plain_gated[@]}" --seed 1 --out "${s}_plainft_gated_s12_ft2_seed1"
   fi
   [ "${TUNE:-0}" = 1 ] || continue
   # fine-tuning stage (fresh AdamW, learning rate 5e-4, cosine over 2000 steps): the teacher

@@ -126,7 +126,7 @@ def evaluate_runtime_depth(pipe, samples, progress: bool = True):
     before session 11) and its blend."""
     from tqdm import tqdm
 
-    from ldf_ros.runtime.depth import blend_depths, modality_image
+    from ldf_ros.runtime.depth import blend_depths
 
     if pipe.depth_visible is None or pipe.depth_thermal is None:
         raise ValueError("runtime depth evaluation needs both depth branches: " + "; ".join(pipe.problems))

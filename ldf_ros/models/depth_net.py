@@ -20,8 +20,8 @@ from torch import nn
 
 from ldf_ros.models.layers import ConvBlock, ResBlock, upsample_to
 
-MODALITIES = ("visible", "thermal", "rgb_thermal")
 IN_CHANNELS = {"visible": 3, "thermal": 1, "rgb_thermal": 4}
+MODALITIES = tuple(IN_CHANNELS)
 ROLES = ("teacher", "student")
 
 
