@@ -156,3 +156,31 @@ def test_dense_fog_hides_the_street_from_the_visible_camera_more_than_from_therm
     visible_kept = contrast["dense_fog"][0] / contrast["fog"][0]
     thermal_kept = contrast["dense_fog"][1] / contrast["fog"][1]
     assert visible_kept < 0.5 and thermal_kept > 0.6, (visible_kept, thermal_kept)
+
+
+def test_lamp_bloom_stays_local_however_close_the_lamp():
+    """A headlight 1 m ahead once washed the whole frame out (bloom radius grew as 1/depth);
+    the bloom's growth is bounded, so pixels far from the lamp's image stay dark."""
+    from ldf_ros.synthetic.render import GLOW_MAX_GROWTH, _glow
+
+    k = intrinsics(100.0, 100.0, 80.0, 64.0)
+    eye, ahead = np.eye(3), np.zeros(3)
+    glow = {z: _glow(np.array([[0.0, 0.0, z]]), k, eye, ahead, (128, 160), radius=6.0, strength=3.0)[..., 0]
+            for z in (1.0, 10.0, 40.0)}
+    for z, g in glow.items():
+        assert g[64, 80] == pytest.approx(3.0)          # the lamp's own pixel: full strength
+    far = np.hypot(*np.mgrid[0:128, 0:160] - np.array([64, 80])[:, None, None]) > 4 * 6.0 * GLOW_MAX_GROWTH
+    assert glow[1.0][far].max() < 1e-2, glow[1.0][far].max()
+    assert (glow[1.0] > 0.5).sum() > (glow[40.0] > 0.5).sum()   # nearer still blooms wider
+
+
+def test_render_revision_renames_only_the_revised_conditions_caches():
+    """Cached clips of a re-rendered condition get a new name (stale images are never read);
+    the others keep theirs."""
+    from ldf_ros.synthetic.clips import ClipSpec
+    from ldf_ros.synthetic.render import RENDER_REVISION, render_tag
+
+    assert RENDER_REVISION["night"] >= 2
+    assert ClipSpec(1, "urban", "night").name.endswith(render_tag("night")) and render_tag("night")
+    assert ClipSpec(1, "urban", "day").name == "urban_s1_day_160x128_n24"
+    assert ClipSpec(1, "urban", "day", hfov_deg=50.0).name == "urban_s1_day_160x128_n24_fov50"

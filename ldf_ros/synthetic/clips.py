@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ldf_ros.synthetic.render import CONDITIONS, ThermalSensor
+from ldf_ros.synthetic.render import CONDITIONS, ThermalSensor, render_tag
 from ldf_ros.synthetic.rig import PinholeCamera, Rig
 from ldf_ros.synthetic.sequence import SequenceSpec, render_view, scene_for
 
@@ -34,7 +34,8 @@ class ClipSpec:
     @property
     def name(self) -> str:
         fov = "" if self.hfov_deg == CLIP_HFOV_DEG else f"_fov{self.hfov_deg:g}"
-        return f"{self.family}_s{self.seed}_{self.condition}_{self.width}x{self.height}_n{self.frames}{fov}"
+        size = f"{self.width}x{self.height}_n{self.frames}"
+        return f"{self.family}_s{self.seed}_{self.condition}_{size}{fov}{render_tag(self.condition)}"
 
 
 @dataclass

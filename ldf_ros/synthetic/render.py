@@ -49,6 +49,18 @@ CONDITIONS = {
 }
 
 
+# Bumped for a condition whenever its rendering changes, so that caches of rendered images
+# (clips, rig views) keyed with render_tag() re-render instead of serving stale images.
+# night 2: bounded headlight and street-light bloom (GLOW_MAX_GROWTH).
+RENDER_REVISION = {"night": 2}
+
+
+def render_tag(condition: str) -> str:
+    """Cache-name suffix for a condition's renderer revision ("" for revision 1)."""
+    rev = RENDER_REVISION.get(condition, 1)
+    return "" if rev == 1 else f"_r{rev}"
+
+
 @lru_cache(maxsize=16)
 def _lattice(seed: int) -> np.ndarray:
     grid = np.random.default_rng(seed).uniform(-1, 1, size=(256, 256)).astype(np.float32)
@@ -194,13 +206,20 @@ def _project_points(points, k, cam_r, cam_t):
     return uv, pc[front, 2]
 
 
+# Lens bloom grows as a lamp comes closer, but only up to this factor: it is the optics'
+# scatter, a few pixels wide whatever the distance (revision 1 let it grow as 20 m / depth,
+# so one headlight 3 m away washed the whole 160-px frame out).
+GLOW_MAX_GROWTH = 2.0
+
+
 def _glow(points, k, cam_r, cam_t, shape, radius, strength):
+    """Additive Gaussian bloom around each visible lamp's image position."""
     out = np.zeros(shape + (3,))
     if len(points) == 0:
         return out
     uv, z = _project_points(points, k, cam_r, cam_t)
     for (u, v), depth in zip(uv, z):
-        r = radius * max(1.0, 20.0 / depth)
+        r = radius * min(max(1.0, 20.0 / depth), GLOW_MAX_GROWTH)
         v0, v1 = max(int(v - 4 * r), 0), min(int(v + 4 * r) + 1, shape[0])
         u0, u1 = max(int(u - 4 * r), 0), min(int(u + 4 * r) + 1, shape[1])
         if v0 >= v1 or u0 >= u1:
