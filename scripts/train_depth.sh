@@ -12,7 +12,8 @@
 # FOV=1 (thermal only, session 11: the thermal camera's own 50 deg field of view, below),
 # STRONG_TEACHER=1 (visible only, sessions 12-13: a stronger teacher, students from scratch and
 # fine-tuned, below; its plain_s12_ft2 is the shipped visible student), TWO_CAMERA_TEACHER=1
-# (visible only, session 14, after STRONG_TEACHER: a teacher that sees RGB and thermal, below).
+# (visible only, session 14, after STRONG_TEACHER: a teacher that sees RGB and thermal, below),
+# NIGHT_R2=1 (visible only, session 15, after STRONG_TEACHER: one cycle on the revised night, below).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=.venv/bin/ldf-ros
@@ -120,6 +121,23 @@ for m in "${modalities[@]}"; do
                  --init "${s}_plain_s12_ft/model.safetensors")
     $bin train depth "${plain_gated[@]}" --seed 0 --out "${s}_plainft_gated_s12_ft2"
     $bin train depth "${plain_gated[@]}" --seed 1 --out "${s}_plainft_gated_s12_ft2_seed1"
+  fi
+  if [ "${NIGHT_R2:-0}" = 1 ] && [ "$m" = visible ]; then
+    # session 15: night revision 2 (bounded lamp bloom; the night clips re-render under new
+    # names). One more 2000-step cycle at 5e-4 on the re-rendered clips for the teacher (from
+    # teacher_s12_ft) and, seeds 0 and 1, for the plain student (from plain_s12_ft2) and the
+    # gated distilled one (from nounl_gated_s12_ft2, gated from the new teacher)
+    tune=(--config config/train_depth.yaml --modality visible --threads "$threads" --steps 2000 --lr 5e-4)
+    s=out/train/depth_visible_student
+    $bin train depth "${tune[@]}" --role teacher --init out/train/depth_visible_teacher_s12_ft/model.safetensors \
+         --out out/train/depth_visible_teacher_r2
+    for seed in 0 1; do
+      sfx=$([ "$seed" = 0 ] || echo "_seed$seed")
+      $bin train depth "${tune[@]}" --role student --seed "$seed" --init "${s}_plain_s12_ft2${sfx}/model.safetensors" \
+           --out "${s}_plain_r2${sfx}"
+      $bin train depth "${tune[@]}" --role student --seed "$seed" --init "${s}_nounl_gated_s12_ft2${sfx}/model.safetensors" \
+           --teacher out/train/depth_visible_teacher_r2/model.safetensors --distill-gate --out "${s}_gated_r2${sfx}"
+    done
   fi
   [ "${TUNE:-0}" = 1 ] || continue
   # fine-tuning stage (fresh AdamW, learning rate 5e-4, cosine over 2000 steps): the teacher
