@@ -13,7 +13,7 @@
 # STRONG_TEACHER=1 (visible only, sessions 12-13: a stronger teacher, students from scratch and
 # fine-tuned, below; its plain_s12_ft2 is the shipped visible student), TWO_CAMERA_TEACHER=1
 # (visible only, session 14, after STRONG_TEACHER: a teacher that sees RGB and thermal, below),
-# NIGHT_R2=1 (visible only, session 15, after STRONG_TEACHER: one cycle on the revised night, below).
+# NIGHT_R2=1 (session 15, after STRONG_TEACHER and FOV: cycles on the revised night, below).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=.venv/bin/ldf-ros
@@ -138,6 +138,21 @@ for m in "${modalities[@]}"; do
       $bin train depth "${tune[@]}" --role student --seed "$seed" --init "${s}_nounl_gated_s12_ft2${sfx}/model.safetensors" \
            --teacher out/train/depth_visible_teacher_r2/model.safetensors --distill-gate --out "${s}_gated_r2${sfx}"
     done
+    # a second such cycle for the seed-0 pair (plain_r2b: the shipped visible student since session 15)
+    $bin train depth "${tune[@]}" --role student --init "${s}_plain_r2/model.safetensors" --out "${s}_plain_r2b"
+    $bin train depth "${tune[@]}" --role student --init "${s}_gated_r2/model.safetensors" \
+         --teacher out/train/depth_visible_teacher_r2/model.safetensors --distill-gate --out "${s}_gated_r2b"
+  fi
+  if [ "${NIGHT_R2:-0}" = 1 ] && [ "$m" = thermal ]; then
+    # session 15, for parity with the visible branch: one more 2000-step cycle at 5e-4 for both
+    # 8000-step 50 deg thermal students, each on its own lineage's terms (v3_fov50_r2: the
+    # shipped thermal student since session 15). The thermal images are the same in revision 2.
+    tune=(--config config/train_depth.yaml --modality thermal --threads "$threads" --camera-hfov 50 --role student
+          --steps 2000 --lr 5e-4)
+    s=out/train/depth_thermal_student
+    $bin train depth "${tune[@]}" --init "${s}_v3_fov50/model.safetensors" --unlabeled-streets 60 \
+         --teacher out/train/depth_thermal_teacher_fov50_ft/model.safetensors --out "${s}_v3_fov50_r2"
+    $bin train depth "${tune[@]}" --init "${s}_plain_v2_scratch_fov50/model.safetensors" --out "${s}_plain_fov50_r2"
   fi
   [ "${TUNE:-0}" = 1 ] || continue
   # fine-tuning stage (fresh AdamW, learning rate 5e-4, cosine over 2000 steps): the teacher
