@@ -83,7 +83,7 @@ def _setup_synth(p: argparse.ArgumentParser) -> None:
     from pathlib import Path
     p.add_argument("--out", type=Path, required=True, help="output folder (one subfolder per condition)")
     p.add_argument("--frames", type=int, default=10, help="RGB frames per condition")
-    p.add_argument("--conditions", default="day,night,fog", help="comma list of day,dusk,night,fog,glare,dense_fog")
+    p.add_argument("--conditions", default="day,night,fog", help="comma list of day,dusk,night,fog,glare,dense_fog,unlit_night")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--family", default="urban", help="scene family: urban, suburban, highway")
     p.add_argument("--rgb-rate", type=float, default=30.0, help="RGB rate (Hz)")
@@ -280,7 +280,7 @@ def _setup_eval(p: argparse.ArgumentParser) -> None:
     d.add_argument("--data", type=Path, default=None, help="folder written by `ldf-ros synth` (default: held-out test streets)")
     d.add_argument("--cache-dir", default="out/data/clips", help="where test streets are cached")
     d.add_argument("--conditions", default="day,night,fog",
-                   help="conditions of the test streets (day,dusk,night,fog,glare; dense_fog is never trained on)")
+                   help="conditions of the test streets (day,dusk,night,fog,glare; dense_fog and unlit_night are never trained on)")
     d.add_argument("--hfov", type=float, default=None,
                    help="test streets seen with this horizontal field of view (default: the RGB camera's 66; "
                         "the thermal camera's: 50)")

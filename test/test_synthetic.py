@@ -184,3 +184,15 @@ def test_render_revision_renames_only_the_revised_conditions_caches():
     assert ClipSpec(1, "urban", "night").name.endswith(render_tag("night")) and render_tag("night")
     assert ClipSpec(1, "urban", "day").name == "urban_s1_day_160x128_n24"
     assert ClipSpec(1, "urban", "day", hfov_deg=50.0).name == "urban_s1_day_160x128_n24_fov50"
+
+
+def test_unlit_night_darkens_the_visible_image_only():
+    """unlit_night (test only) is the night with the street lights off: the RGB image of the
+    same street is darker, the thermal image the same (lamps do not heat the scene here)."""
+    from ldf_ros.synthetic.clips import TRAINING_CONDITIONS, ClipSpec, render_clip
+
+    assert "unlit_night" not in TRAINING_CONDITIONS
+    lit, unlit = (render_clip(ClipSpec(900, "urban", c, frames=1)) for c in ("night", "unlit_night"))
+    assert unlit.rgb.mean() < 0.8 * lit.rgb.mean(), (unlit.rgb.mean(), lit.rgb.mean())
+    np.testing.assert_array_equal(unlit.depth, lit.depth)
+    assert np.abs(unlit.thermal.astype(float) - lit.thermal).mean() < 0.01 * lit.thermal.mean()

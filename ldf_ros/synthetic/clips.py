@@ -91,7 +91,7 @@ def load_or_render(spec: ClipSpec, cache_dir: Path | None) -> Clip:
     return clip
 
 
-# What the depth networks train on; CONDITIONS also holds test-only ones (dense_fog).
+# What the depth networks train on; CONDITIONS also holds test-only ones (dense_fog, unlit_night).
 TRAINING_CONDITIONS = ("day", "dusk", "night", "fog", "glare")
 
 

@@ -35,6 +35,7 @@ class Condition:
     air_temp: float             # deg C, what fog and far surfaces tend to
     sky_temp: float             # apparent sky temperature, deg C
     warmth: float               # 0: surfaces at night temperature, 1: at sun-heated day temperature
+    street_lights: bool = True  # lamps lit (night only): False is an unlit road
 
 
 CONDITIONS = {
@@ -46,6 +47,10 @@ CONDITIONS = {
     # test only (clips.TRAINING_CONDITIONS leaves it out): fog thick enough that the visible
     # camera loses most of the street, which the 45 m training fog never does
     "dense_fog": Condition("dense_fog", 0.15, 0.5, (0.72, 0.74, 0.76), (0.3, 0.4, 0.86), False, 15.0, False, 1.3, 8.0, 0.0, 0.25),
+    # test only: the night with the street lights off (an unlit road; headlights and lit
+    # windows remain), where the visible camera has far less to read than on the lit street
+    "unlit_night": Condition("unlit_night", 0.0, 0.004, (0.02, 0.025, 0.04), (0.0, 0.0, 1.0), True, np.inf, False, 3.0, 10.0,
+                             -30.0, 0.0, street_lights=False),
 }
 
 
@@ -151,7 +156,8 @@ def render_visible(scene: Scene, hits: Hits, rays_world: np.ndarray, cond: Condi
     if cond.night:
         p, n = p.astype(np.float32), n.astype(np.float32)
         near = lambda pts: pts[np.linalg.norm(pts - cam_t, axis=1) < 80.0] if len(pts) else pts  # noqa: E731
-        light = light + _point_lights(p, n, near(scene.street_lights), intensity=3.0, color=(1.0, 0.85, 0.6))
+        if cond.street_lights:
+            light = light + _point_lights(p, n, near(scene.street_lights), intensity=3.0, color=(1.0, 0.85, 0.6))
         keep = np.linalg.norm(scene.headlights - cam_t, axis=1) < 80.0 if len(scene.headlights) else []
         light = light + _spot_lights(p, n, scene.headlights[keep], scene.headlight_dir[keep], intensity=15.0)
     rgb = albedo * light
@@ -165,7 +171,8 @@ def render_visible(scene: Scene, hits: Hits, rays_world: np.ndarray, cond: Condi
         rgb = rgb * trans + fog_color * (1 - trans)
     if cond.night:
         rgb = rgb + _glow(scene.headlights, cam_k, cam_r, cam_t, rgb.shape[:2], radius=6.0, strength=3.0)
-        rgb = rgb + _glow(scene.street_lights, cam_k, cam_r, cam_t, rgb.shape[:2], radius=4.0, strength=1.5)
+        if cond.street_lights:
+            rgb = rgb + _glow(scene.street_lights, cam_k, cam_r, cam_t, rgb.shape[:2], radius=4.0, strength=1.5)
     if cond.glare:
         rgb = rgb + _sun_glare(sun_dir, cam_k, cam_r, rgb.shape[:2])
     return _expose(rgb, cond.gain, rng)
