@@ -9,7 +9,7 @@ written as 16-bit radiometric counts (a linear map of kelvin).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 import cv2
@@ -38,10 +38,12 @@ class Condition:
     street_lights: bool = True  # lamps lit (night only): False is an unlit road
 
 
+_NIGHT = Condition("night", 0.0, 0.004, (0.02, 0.025, 0.04), (0.0, 0.0, 1.0), True, np.inf, False, 3.0, 10.0, -30.0, 0.0)
+
 CONDITIONS = {
     "day": Condition("day", 0.9, 0.45, (0.55, 0.70, 0.95), (0.4, 0.5, 0.77), False, np.inf, False, 1.0, 22.0, -25.0, 1.0),
     "dusk": Condition("dusk", 0.25, 0.12, (0.75, 0.45, 0.30), (-0.6, 0.75, 0.15), False, np.inf, False, 2.5, 16.0, -20.0, 0.6),
-    "night": Condition("night", 0.0, 0.004, (0.02, 0.025, 0.04), (0.0, 0.0, 1.0), True, np.inf, False, 3.0, 10.0, -30.0, 0.0),
+    "night": _NIGHT,
     "fog": Condition("fog", 0.25, 0.55, (0.72, 0.74, 0.76), (0.3, 0.4, 0.86), False, 45.0, False, 1.3, 8.0, 0.0, 0.25),
     "glare": Condition("glare", 1.0, 0.45, (0.75, 0.80, 0.95), (0.15, 0.97, 0.12), False, np.inf, True, 1.6, 22.0, -25.0, 1.0),
     # test only (clips.TRAINING_CONDITIONS leaves it out): fog thick enough that the visible
@@ -49,8 +51,7 @@ CONDITIONS = {
     "dense_fog": Condition("dense_fog", 0.15, 0.5, (0.72, 0.74, 0.76), (0.3, 0.4, 0.86), False, 15.0, False, 1.3, 8.0, 0.0, 0.25),
     # test only: the night with the street lights off (an unlit road; headlights and lit
     # windows remain), where the visible camera has far less to read than on the lit street
-    "unlit_night": Condition("unlit_night", 0.0, 0.004, (0.02, 0.025, 0.04), (0.0, 0.0, 1.0), True, np.inf, False, 3.0, 10.0,
-                             -30.0, 0.0, street_lights=False),
+    "unlit_night": replace(_NIGHT, name="unlit_night", street_lights=False),
 }
 
 
@@ -149,6 +150,7 @@ def render_visible(scene: Scene, hits: Hits, rays_world: np.ndarray, cond: Condi
     window, lit = _windows(hits, mat, scene.window_seed)
     albedo[window] = (0.10, 0.12, 0.15)
 
+    lamps = scene.street_lights if cond.street_lights else scene.street_lights[:0]
     n = hits.normal
     sun_dir = np.asarray(cond.sun_dir) / np.linalg.norm(cond.sun_dir)
     light = cond.ambient * (0.6 + 0.4 * np.clip(n[..., 2], 0, 1))[..., None] * np.asarray(cond.sky_rgb) / max(cond.sky_rgb)
@@ -156,8 +158,7 @@ def render_visible(scene: Scene, hits: Hits, rays_world: np.ndarray, cond: Condi
     if cond.night:
         p, n = p.astype(np.float32), n.astype(np.float32)
         near = lambda pts: pts[np.linalg.norm(pts - cam_t, axis=1) < 80.0] if len(pts) else pts  # noqa: E731
-        if cond.street_lights:
-            light = light + _point_lights(p, n, near(scene.street_lights), intensity=3.0, color=(1.0, 0.85, 0.6))
+        light = light + _point_lights(p, n, near(lamps), intensity=3.0, color=(1.0, 0.85, 0.6))
         keep = np.linalg.norm(scene.headlights - cam_t, axis=1) < 80.0 if len(scene.headlights) else []
         light = light + _spot_lights(p, n, scene.headlights[keep], scene.headlight_dir[keep], intensity=15.0)
     rgb = albedo * light
@@ -171,8 +172,7 @@ def render_visible(scene: Scene, hits: Hits, rays_world: np.ndarray, cond: Condi
         rgb = rgb * trans + fog_color * (1 - trans)
     if cond.night:
         rgb = rgb + _glow(scene.headlights, cam_k, cam_r, cam_t, rgb.shape[:2], radius=6.0, strength=3.0)
-        if cond.street_lights:
-            rgb = rgb + _glow(scene.street_lights, cam_k, cam_r, cam_t, rgb.shape[:2], radius=4.0, strength=1.5)
+        rgb = rgb + _glow(lamps, cam_k, cam_r, cam_t, rgb.shape[:2], radius=4.0, strength=1.5)
     if cond.glare:
         rgb = rgb + _sun_glare(sun_dir, cam_k, cam_r, rgb.shape[:2])
     return _expose(rgb, cond.gain, rng)
