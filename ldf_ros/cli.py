@@ -314,7 +314,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         from ldf_ros.training.depth import train_depth
         overrides = {"modality": args.modality, "role": args.role, "teacher": args.teacher, "steps": args.steps,
                      "seed": args.seed, "out": args.out, "threads": args.threads, "lr": args.lr,
-                     "unlabeled_streets": args.unlabeled_streets, "init": args.init,
+                     "unlabeled_streets": args.unlabeled_streets, "unlabeled_batch_size": args.unlabeled_batch_size,
+                     "init": args.init,
                      "distill_gate": args.distill_gate, "teacher_flip": args.teacher_flip,
                      "distill_unlabeled_only": args.distill_unlabeled_only, "camera_hfov_deg": args.camera_hfov_deg}
         cfg = load_section_yaml(args.config, "depth", DepthTrainConfig, overrides)
@@ -346,6 +347,8 @@ def _setup_train(p: argparse.ArgumentParser) -> None:
     d.add_argument("--role", choices=["teacher", "student"])
     d.add_argument("--teacher", help="teacher checkpoint to distil from (students): same modality or rgb_thermal")
     d.add_argument("--unlabeled-streets", type=int, help="distillation: extra streets seen without ground truth")
+    d.add_argument("--unlabeled-batch", dest="unlabeled_batch_size", type=int,
+                   help="unlabeled frames added to every step on top of the labeled batch (0: mixed into it)")
     d.add_argument("--distill-gate", action="store_const", const=True,
                    help="imitate the teacher only where it beats the student (ground truth or reprojection)")
     d.add_argument("--teacher-flip", action="store_const", const=True,

@@ -328,6 +328,10 @@ class DepthTrainConfig:
     train_streets: int = _spec(60, doc="training streets (seeds from clips.TRAIN_SEEDS)", lo=1, hi=60)
     unlabeled_streets: int = _spec(0, doc="distillation: extra streets (clips.UNLABELED_SEEDS) seen without ground "
                                    "truth, supervised by the teacher and the photometric loss only", lo=0, hi=60)
+    unlabeled_batch_size: int = _spec(0, doc="distillation: frames of the unlabeled streets added to every step on "
+                                      "top of batch_size labeled ones, which then come in the order a run without "
+                                      "unlabeled streets sees them (0: the unlabeled frames are shuffled in among "
+                                      "the batch_size frames, taking their place)", lo=0, hi=256)
     camera_height_weight: float = _spec(0.0, doc="frames without ground truth: log error of the camera height above "
                                         "the road fitted to the predicted depth (metric scale without labels)", lo=0.0)
     camera_height_m: float = _spec(1.5, doc="mounting height of the camera above the road (synthetic rig: 1.5)",

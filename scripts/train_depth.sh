@@ -13,7 +13,8 @@
 # STRONG_TEACHER=1 (visible only, sessions 12-13: a stronger teacher, students from scratch and
 # fine-tuned, below; its plain_s12_ft2 is the shipped visible student), TWO_CAMERA_TEACHER=1
 # (visible only, session 14, after STRONG_TEACHER: a teacher that sees RGB and thermal, below),
-# NIGHT_R2=1 (session 15, after STRONG_TEACHER and FOV: cycles on the revised night, below).
+# NIGHT_R2=1 (session 15, after STRONG_TEACHER and FOV: cycles on the revised night, below),
+# ON_TOP=1 (visible only, session 16, after NIGHT_R2: unlabeled streets on top of the labeled batch).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=.venv/bin/ldf-ros
@@ -142,6 +143,21 @@ for m in "${modalities[@]}"; do
     $bin train depth "${tune[@]}" --role student --init "${s}_plain_r2/model.safetensors" --out "${s}_plain_r2b"
     $bin train depth "${tune[@]}" --role student --init "${s}_gated_r2/model.safetensors" \
          --teacher out/train/depth_visible_teacher_r2/model.safetensors --distill-gate --out "${s}_gated_r2b"
+  fi
+  if [ "${ON_TOP:-0}" = 1 ] && [ "$m" = visible ]; then
+    # session 16, after NIGHT_R2: the plain student's second revision-2 cycle distilled instead,
+    # with the teacher's 60 unlabeled streets on top of the labeled batch (8 + 8 frames a step;
+    # the labeled frames are those plain_r2b sees, in the same order), gated; seeds 0 and 1
+    # against plain_r2b and its seed 1 (same init, same steps)
+    tune=(--config config/train_depth.yaml --modality visible --threads "$threads" --steps 2000 --lr 5e-4 --role student)
+    s=out/train/depth_visible_student
+    for seed in 0 1; do
+      sfx=$([ "$seed" = 0 ] || echo "_seed$seed")
+      $bin train depth "${tune[@]}" --seed "$seed" --init "${s}_plain_r2${sfx}/model.safetensors" \
+           --teacher out/train/depth_visible_teacher_r2/model.safetensors --distill-gate --unlabeled-streets 60 \
+           --unlabeled-batch 8 --out "${s}_ontop_r2b${sfx}"
+    done
+    $bin train depth "${tune[@]}" --seed 1 --init "${s}_plain_r2_seed1/model.safetensors" --out "${s}_plain_r2b_seed1"
   fi
   if [ "${NIGHT_R2:-0}" = 1 ] && [ "$m" = thermal ]; then
     # session 15, for parity with the visible branch: one more 2000-step cycle at 5e-4 for both

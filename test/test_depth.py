@@ -15,7 +15,7 @@ from ldf_ros.runtime.depth import (DepthPredictor, blend_depths, depth_scale_for
                                    modality_image)
 from ldf_ros.synthetic.clips import TEST_SEEDS, ClipSpec, clip_camera, render_clip
 from ldf_ros.training.depth import (ClipFrames, DistillationLoss, build_training, distillation_gate,
-                                   flip_averaged, training_losses)
+                                   flip_averaged, training_batches, training_losses)
 
 
 @pytest.fixture(scope="module")
@@ -373,3 +373,21 @@ def test_rgb_thermal_is_for_teachers_and_a_student_rejects_other_teachers(tmp_pa
     assert depth.shape == (40, 48) and np.isfinite(depth).all() and (depth > 0).all()
     with pytest.raises(ValueError, match="must be registered"):
         modality_image(rgb, thermal[:20], "rgb_thermal")
+
+
+def test_unlabeled_batch_comes_on_top_of_the_labeled_one(tiny_clips):
+    """With unlabeled_batch_size the labeled frames are those a run without unlabeled streets
+    draws, in the same order; the teacher's streets follow them instead of replacing them."""
+    labeled, unlabeled = tiny_clips[:1], tiny_clips[1:]
+    cfg = DepthTrainConfig(modality="visible", role="student", batch_size=2, unlabeled_streets=1, unlabeled_batch_size=3)
+    on_top = training_batches(labeled, unlabeled, cfg)
+    alone = training_batches(labeled, [], replace(cfg, unlabeled_streets=0, unlabeled_batch_size=0))
+    for _ in range(4):   # past the end of an epoch of the 3-frame labeled clip
+        a, b = next(on_top), next(alone)
+        assert a["frames"].shape[0] == 5
+        torch.testing.assert_close(a["frames"][:2], b["frames"])
+        assert (a["depth"][:2].flatten(1).amax(1) > 0).all() and (a["depth"][2:] == 0).all()
+    mixed = next(training_batches(labeled, unlabeled, replace(cfg, unlabeled_batch_size=0)))
+    assert mixed["frames"].shape[0] == 2
+    with pytest.raises(ValueError, match="unlabeled_batch_size needs unlabeled_streets"):
+        build_training(replace(cfg, unlabeled_streets=0))

@@ -70,15 +70,16 @@ class RigSample:
 
 
 def test_rig_samples(conditions=("day", "night", "fog"), frames: int = 6, rate_hz: float = 2.0, rig=None,
-                     cache_dir: str | Path | None = "out/data/rig"):
-    """The held-out test streets through the full rig (synthetic.rig: RGB 640x512 66 deg,
-    thermal 320x256 50 deg, 8 cm apart), both cameras at the same instants, rate_hz apart."""
+                     cache_dir: str | Path | None = "out/data/rig", seeds=None):
+    """The held-out test streets (or `seeds`: the validation ones, to tune the runtime on)
+    through the full rig (synthetic.rig: RGB 640x512 66 deg, thermal 320x256 50 deg, 8 cm
+    apart), both cameras at the same instants, rate_hz apart."""
     from ldf_ros.synthetic.clips import TEST_SEEDS, clip_specs
     from ldf_ros.synthetic.render import render_tag
     from ldf_ros.synthetic.rig import Rig
 
     rig = rig or Rig()
-    for spec in clip_specs(TEST_SEEDS, conditions=conditions):    # the streets (seed, family) of the test clips
+    for spec in clip_specs(TEST_SEEDS if seeds is None else seeds, conditions=conditions):    # the streets (seed, family) of the test clips
         name = (f"{spec.family}_s{spec.seed}_{spec.condition}_rig{rig.rgb.width}x{rig.rgb.height}_n{frames}_{rate_hz:g}hz"
                 f"{render_tag(spec.condition)}")
         rgb, thermal, depth = _rig_views(name, spec.seed, spec.family, spec.condition, frames, rate_hz, rig, cache_dir)

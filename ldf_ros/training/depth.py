@@ -205,6 +205,8 @@ def build_training(cfg: DepthTrainConfig):
         raise ValueError("distill_gate needs a teacher")
     if cfg.teacher_flip and not cfg.teacher:
         raise ValueError("teacher_flip needs a teacher")
+    if cfg.unlabeled_batch_size and not cfg.unlabeled_streets:
+        raise ValueError("unlabeled_batch_size needs unlabeled_streets (and a teacher): there is nothing to add")
     if cfg.distill_unlabeled_only and not cfg.unlabeled_streets:
         raise ValueError("distill_unlabeled_only needs unlabeled_streets (and a teacher): otherwise nothing is distilled")
     if cfg.teacher:
@@ -290,6 +292,33 @@ def _clips(seeds, cfg: DepthTrainConfig, conditions=None) -> list[Clip]:
     return [load_or_render(s, Path(cfg.cache_dir)) for s in tqdm(specs, desc="clips", leave=False)]
 
 
+def training_batches(labeled_clips: list[Clip], unlabeled_clips: list[Clip], cfg: DepthTrainConfig, step: int = 0,
+                     teacher_modality: str | None = None):
+    """Endless training batches (a resumed run reseeds with its step). With unlabeled_batch_size,
+    every batch is batch_size labeled frames, drawn exactly as a run without unlabeled streets
+    draws them, followed by that many unlabeled frames: the teacher's streets come on top of the
+    ground truth instead of in its place."""
+    def loader(clips, labeled, batch_size, seed):
+        data = ClipFrames(clips, cfg.modality, augment=True, seed=seed, labeled=labeled,
+                          teacher_modality=teacher_modality)
+        return DataLoader(data, batch_size=batch_size, shuffle=True, drop_last=True, num_workers=0,
+                          generator=torch.Generator().manual_seed(seed))
+
+    seed = cfg.seed + step
+    if not cfg.unlabeled_batch_size:
+        yield from _endless(loader(labeled_clips + unlabeled_clips, len(labeled_clips), cfg.batch_size, seed))
+        return
+    extra = _endless(loader(unlabeled_clips, 0, cfg.unlabeled_batch_size, seed + 1))
+    for batch in _endless(loader(labeled_clips, len(labeled_clips), cfg.batch_size, seed)):
+        more = next(extra)
+        yield {k: torch.cat([batch[k], more[k]]) for k in batch}
+
+
+def _endless(loader):
+    while True:
+        yield from loader
+
+
 def validate(model: DepthNet, clips: list[Clip]) -> float:
     """Mean AbsRel of the model over the clips' frames (no median scaling: metric depth)."""
     from ldf_ros.evaluation.depth_metrics import depth_metrics
@@ -332,14 +361,11 @@ def train_depth(cfg: DepthTrainConfig, resume: bool = True, progress: bool = Tru
         sched.load_state_dict(state["scheduler"])
         step = int(state["step"])
         torch.set_rng_state(state["rng"])
-    train_clips = _clips(TRAIN_SEEDS[:cfg.train_streets], cfg)
-    labeled = len(train_clips)
-    train_clips += _clips(UNLABELED_SEEDS[:cfg.unlabeled_streets], cfg)
+    labeled_clips = _clips(TRAIN_SEEDS[:cfg.train_streets], cfg)
+    unlabeled_clips = _clips(UNLABELED_SEEDS[:cfg.unlabeled_streets], cfg)
     val_clips = _clips(VAL_SEEDS, cfg, conditions=("day", "night", "fog"))
-    data = ClipFrames(train_clips, cfg.modality, augment=True, seed=cfg.seed + step, labeled=labeled,
-                      teacher_modality=teacher.cfg.modality if teacher is not None else None)
-    loader = DataLoader(data, batch_size=cfg.batch_size, shuffle=True, drop_last=True, num_workers=0,
-                        generator=torch.Generator().manual_seed(cfg.seed + step))
+    batches = training_batches(labeled_clips, unlabeled_clips, cfg, step,
+                               teacher.cfg.modality if teacher is not None else None)
     log_path = out / "log.csv"
     new_log = not log_path.is_file() or step == 0
     log = open(log_path, "w" if new_log else "a", newline="")
@@ -350,25 +376,22 @@ def train_depth(cfg: DepthTrainConfig, resume: bool = True, progress: bool = Tru
     bar = tqdm(total=cfg.steps, initial=step, desc=f"depth {cfg.modality} {cfg.role}", disable=not progress)
     model.train()
     while step < cfg.steps:
-        for batch in loader:
-            losses = training_losses(batch, model, pose, teacher, distill, cfg)
-            opt.zero_grad(set_to_none=True)
-            losses["total"].backward()
-            torch.nn.utils.clip_grad_norm_(params, 5.0)
-            opt.step()
-            sched.step()
-            step += 1
-            bar.update(1)
-            bar.set_postfix(loss=f"{losses['total'].item():.3f}")
-            val = ""
-            if step % cfg.val_every == 0 or step == cfg.steps:
-                val = f"{validate(model, val_clips):.4f}"
-                _save(model, pose, distill, opt, sched, step, state_path, out, cfg, time.time() - t0)
-            writer.writerow([step, f"{time.time() - t0:.1f}", f"{losses['total'].item():.5f}", val,
-                             " ".join(f"{k}={v.item():.4f}" for k, v in losses.items() if k != "total")])
-            log.flush()
-            if step >= cfg.steps:
-                break
+        losses = training_losses(next(batches), model, pose, teacher, distill, cfg)
+        opt.zero_grad(set_to_none=True)
+        losses["total"].backward()
+        torch.nn.utils.clip_grad_norm_(params, 5.0)
+        opt.step()
+        sched.step()
+        step += 1
+        bar.update(1)
+        bar.set_postfix(loss=f"{losses['total'].item():.3f}")
+        val = ""
+        if step % cfg.val_every == 0 or step == cfg.steps:
+            val = f"{validate(model, val_clips):.4f}"
+            _save(model, pose, distill, opt, sched, step, state_path, out, cfg, time.time() - t0)
+        writer.writerow([step, f"{time.time() - t0:.1f}", f"{losses['total'].item():.5f}", val,
+                         " ".join(f"{k}={v.item():.4f}" for k, v in losses.items() if k != "total")])
+        log.flush()
     bar.close()
     log.close()
     return out / "model.safetensors"
