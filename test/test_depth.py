@@ -12,7 +12,7 @@ from ldf_ros.models.depth_net import DepthNet, load_depth_net, parameter_count, 
 from ldf_ros.models.layers import axis_angle_to_matrix, ground_plane_height, warp_image
 from ldf_ros.ops.camera import intrinsics
 from ldf_ros.runtime.depth import (DepthPredictor, blend_depths, depth_scale_for_camera, largest_window,
-                                   modality_image)
+                                   modality_image, visible_reliability)
 from ldf_ros.synthetic.clips import TEST_SEEDS, ClipSpec, clip_camera, render_clip
 from ldf_ros.training.depth import (ClipFrames, DistillationLoss, build_training, distillation_gate,
                                    flip_averaged, training_batches, training_losses)
@@ -166,6 +166,9 @@ def test_blend_follows_the_reliable_branch():
     dv, dt = np.full((64, 64), 10.0, np.float32), np.full((64, 64), 20.0, np.float32)
     np.testing.assert_allclose(blend_depths(dv, dt, dark), 20.0, rtol=1e-5)
     assert blend_depths(dv, dt, bright)[32, 32] < 12.0
+    np.testing.assert_allclose(blend_depths(dv, dt, dark, reliability=np.ones((64, 64), np.float32)), 10.0, rtol=1e-5)
+    noisy_dark = np.random.default_rng(1).integers(0, 26, (64, 64, 3), dtype=np.uint8)   # sensor noise, no light
+    assert visible_reliability(noisy_dark).max() == 0.0
 
 
 def test_blend_uses_visible_outside_the_thermal_field_of_view():

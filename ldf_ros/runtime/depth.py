@@ -143,22 +143,33 @@ def resize_depth(depth: np.ndarray, width: int, height: int) -> np.ndarray:
     return cv2.resize(depth, (width, height), interpolation=cv2.INTER_NEAREST)
 
 
-def visible_reliability(visible: np.ndarray, window: int = 15) -> np.ndarray:
+# The visible image's reliability for depth (scripts/tune_blend.py chose them on the validation
+# streets through the rig, docs/BENCHMARKS.md session 16): below DARK_LUMA of local mean luma the
+# visible branch is not trusted at all, from DARK_LUMA + BRIGHT_SPAN fully; a local luma standard
+# deviation of FULL_CONTRAST counts as full texture (fog and glare stay below it).
+DARK_LUMA = 0.06
+BRIGHT_SPAN = 0.16
+FULL_CONTRAST = 0.02
+
+
+def visible_reliability(visible: np.ndarray, window: int = 15, dark_luma: float = DARK_LUMA,
+                        bright_span: float = BRIGHT_SPAN, full_contrast: float = FULL_CONTRAST) -> np.ndarray:
     """(H, W) weight in [0, 1]: how far the visible image can be trusted for depth here.
     Low where it is dark (night) or without local contrast (fog, glare, blown-out)."""
     luma = cv2.cvtColor(visible, cv2.COLOR_RGB2GRAY).astype(np.float32) / 255.0
     mean = cv2.blur(luma, (window, window))
     std = np.sqrt(np.maximum(cv2.blur(luma * luma, (window, window)) - mean * mean, 0.0))
-    bright = np.clip((mean - 0.04) / 0.16, 0.0, 1.0)
-    contrast = np.clip(std / 0.06, 0.0, 1.0)
+    bright = np.clip((mean - dark_luma) / bright_span, 0.0, 1.0)
+    contrast = np.clip(std / full_contrast, 0.0, 1.0)
     return cv2.blur(bright * contrast, (window, window))
 
 
 def blend_depths(depth_visible: np.ndarray, depth_thermal: np.ndarray, visible: np.ndarray,
-                 thermal_valid: np.ndarray | None = None) -> np.ndarray:
-    """Log-depth blend of the two branches weighted by the visible image's reliability;
-    only the visible branch where the thermal camera does not see (or its depth is invalid)."""
-    w = visible_reliability(visible)
+                 thermal_valid: np.ndarray | None = None, reliability: np.ndarray | None = None) -> np.ndarray:
+    """Log-depth blend of the two branches weighted by the visible image's reliability (given,
+    or `visible_reliability` of `visible`); only the visible branch where the thermal camera
+    does not see (or its depth is invalid)."""
+    w = visible_reliability(visible) if reliability is None else reliability
     thermal_ok = np.isfinite(depth_thermal) if thermal_valid is None else thermal_valid & np.isfinite(depth_thermal)
     w = np.where(thermal_ok, w, 1.0)
     depth_thermal = np.where(thermal_ok, depth_thermal, 1.0)

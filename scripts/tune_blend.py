@@ -1,0 +1,80 @@
+"""Choose the published depth blend's reliability constants (runtime.depth: DARK_LUMA,
+BRIGHT_SPAN, FULL_CONTRAST) on the validation streets through the rig, never the test ones.
+
+Each branch's depth is computed once per frame by the node's pipeline (shipped models, the
+rig's camera_info registration); then every candidate is scored by the blend's mean AbsRel
+on the pixels both branches see, per condition. Prints the table (best first) and writes it
+to <out>/blend_sweep.csv.
+Usage: .venv/bin/python scripts/tune_blend.py [--conditions day,night,...] [--frames 6] [--out out/tune_blend]
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import itertools
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from ldf_ros.evaluation.depth_metrics import depth_metrics
+from ldf_ros.evaluation.depth_report import rig_pipeline, test_rig_samples
+from ldf_ros.runtime.depth import BRIGHT_SPAN, DARK_LUMA, FULL_CONTRAST, blend_depths, visible_reliability
+from ldf_ros.synthetic.clips import VAL_SEEDS
+from ldf_ros.synthetic.rig import Rig
+
+GRID = {"dark_luma": (0.04, 0.06, 0.08, 0.1), "bright_span": (0.16, 0.3, 0.5),
+        "full_contrast": (0.02, 0.03, 0.045, 0.06)}
+
+
+def branch_depths(conditions, frames: int):
+    """{condition: [(rgb, depth_visible, depth_thermal where it sees else NaN, ground truth)]}."""
+    rig = Rig()
+    pipe = rig_pipeline(rig)
+    out: dict[str, list] = {}
+    for s in tqdm(list(test_rig_samples(conditions, frames=frames, rig=rig, seeds=VAL_SEEDS)), desc="branches"):
+        res = pipe.process(s.rgb, s.thermal, s.k_rgb, s.k_thermal)
+        seen = res.thermal_valid & np.isfinite(res.depth_thermal)
+        out.setdefault(s.condition, []).append((s.rgb, res.depth_visible, np.where(seen, res.depth_thermal, np.nan),
+                                                s.depth))
+    return out
+
+
+def score(frames, **params) -> float:
+    """Mean AbsRel of the blend over the frames, on the thermal branch's pixels."""
+    rows = []
+    for rgb, dv, dt, gt in frames:
+        blend = blend_depths(dv, dt, rgb, reliability=visible_reliability(rgb, **params))
+        rows.append(depth_metrics(gt, np.where(np.isfinite(dt), blend, np.nan))["abs_rel"])
+    return float(np.mean(rows))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--conditions", default="day,dusk,night,fog,glare,unlit_night,dense_fog")
+    ap.add_argument("--frames", type=int, default=6, help="instants per street and condition")
+    ap.add_argument("--out", type=Path, default=Path("out/tune_blend"))
+    args = ap.parse_args()
+    data = branch_depths(args.conditions.split(","), args.frames)
+    conds = list(data)
+    table = []
+    for name, k in (("visible only", 1), ("thermal only", 2)):
+        table.append([name] + [float(np.mean([depth_metrics(f[3], np.where(np.isfinite(f[2]), f[k], np.nan))["abs_rel"]
+                                              for f in data[c]])) for c in conds])
+    candidates = [dict(zip(GRID, v)) for v in itertools.product(*GRID.values())]
+    for p in tqdm(candidates, desc="candidates"):
+        table.append([" ".join(f"{k}={v:g}" for k, v in p.items())] + [score(data[c], **p) for c in conds])
+    for row in table:
+        row.append(float(np.mean(row[1:])))
+    current = f"dark_luma={DARK_LUMA:g} bright_span={BRIGHT_SPAN:g} full_contrast={FULL_CONTRAST:g}"
+    args.out.mkdir(parents=True, exist_ok=True)
+    with open(args.out / "blend_sweep.csv", "w", newline="") as f:
+        csv.writer(f).writerows([["blend"] + conds + ["mean"]] + table)
+    print(f"{'blend (validation streets, AbsRel)':46s}" + "".join(f"{c:>12s}" for c in conds + ["mean"]))
+    for row in table[:2] + sorted(table[2:], key=lambda r: r[-1]):
+        mark = "  <- runtime.depth now" if row[0] == current else ""
+        print(f"{row[0]:46s}" + "".join(f"{v:12.4f}" for v in row[1:]) + mark)
+
+
+if __name__ == "__main__":
+    main()
