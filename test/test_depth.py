@@ -310,13 +310,14 @@ def test_runtime_depth_evaluation_runs_the_node_pipeline_on_raw_rig_images():
                        rig.rgb.k, rig.thermal.k)
     rows, examples = evaluate_runtime_depth(rig_pipeline(rig), [sample], progress=False)
     by_method = {r["method"]: r for r in rows}
-    assert set(by_method) == {"visible", "thermal", "blend", "visible_where_thermal", "thermal_full_frame",
-                              "blend_full_frame"}
+    assert set(by_method) == {"visible", "thermal", "blend", "visible_where_thermal", "blend_where_thermal",
+                              "thermal_full_frame", "blend_full_frame"}
     assert all(np.isfinite(r["abs_rel"]) and r["abs_rel"] > 0 for r in rows)
     thermal = examples["night"][1]["thermal"]
     seen = np.isfinite(thermal)
     assert 0.3 < seen.mean() < 0.7          # the 50 deg camera's window of the 66 deg frame
-    assert np.isnan(examples["night"][1]["visible_where_thermal"][~seen]).all()
+    for name in ("visible_where_thermal", "blend_where_thermal"):
+        assert np.isnan(examples["night"][1][name][~seen]).all() and np.isfinite(examples["night"][1][name][seen]).all()
 
 
 SHIPPED_DEPTH = sorted((Path(__file__).resolve().parents[1] / "models").glob("depth_*.safetensors"))

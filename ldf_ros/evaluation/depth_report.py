@@ -124,7 +124,8 @@ def rig_pipeline(rig, config: str | Path | None = None, overrides: dict | None =
 def evaluate_runtime_depth(pipe, samples, progress: bool = True):
     """Per-frame metrics of the depth the runtime computes from the rig's raw images:
     each branch (thermal: where the thermal camera sees), the published blend, the visible
-    branch on the thermal branch's pixels (a like-for-like comparison), and, as the baseline,
+    branch and the blend on the thermal branch's pixels (like-for-like comparisons: outside
+    the thermal camera's view the blend is the visible branch alone), and, as the baseline,
     the thermal branch on the whole registered frame with its blank border (the runtime
     before session 11) and its blend."""
     from tqdm import tqdm
@@ -141,6 +142,7 @@ def evaluate_runtime_depth(pipe, samples, progress: bool = True):
         seen = np.isfinite(res.depth_thermal)
         preds = {"visible": res.depth_visible, "thermal": res.depth_thermal, "blend": res.depth,
                  "visible_where_thermal": np.where(seen, res.depth_visible, np.nan),
+                 "blend_where_thermal": np.where(seen, res.depth, np.nan),
                  "thermal_full_frame": full,
                  "blend_full_frame": blend_depths(res.depth_visible, full, sample.rgb, res.thermal_valid)}
         for name, d in preds.items():
