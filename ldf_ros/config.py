@@ -66,6 +66,9 @@ class RuntimeConfig:
     warmup_runs: int = _spec(2, doc="inference runs at start-up before the first frame", lo=0, hi=100)
     depth_source: str = _spec("blend", doc="published depth: a branch on its own input, on the fused image, or both blended",
                               choices=["blend", "thermal", "visible", "fused"])
+    depth_flip_consistency: bool = _spec(True, doc="run each depth branch on the image and its mirror: publish their "
+                                         "geometric mean and weight the blend by how well each branch agrees with "
+                                         "itself (twice the depth networks' cost)")
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,12 @@
 """Choose the published depth blend's reliability constants (runtime.depth: DARK_LUMA,
 BRIGHT_SPAN, FULL_CONTRAST) on the validation streets through the rig, never the test ones.
 
-Each branch's depth is computed once per frame by the node's pipeline (shipped models, the
-rig's camera_info registration); then every candidate is scored by the blend's mean AbsRel
-on the pixels both branches see, per condition. Prints the table (best first) and writes it
-to <out>/blend_sweep.csv.
+Each branch's depth (and, with runtime.depth_flip_consistency, its spread) is computed once
+per frame by the node's pipeline (shipped models, the rig's camera_info registration); then
+every candidate is scored by the blend's mean AbsRel on the pixels both branches see, per
+condition, as the runtime blends (with the spreads where the pipeline has them), and the
+session-6 and current constants also without the spreads. Prints the table (best first) and
+writes it to <out>/blend_sweep.csv.
 Usage: .venv/bin/python scripts/tune_blend.py [--conditions day,night,...] [--frames 6] [--out out/tune_blend]
 """
 from __future__ import annotations
@@ -28,23 +30,26 @@ GRID = {"dark_luma": (0.04, 0.06, 0.08, 0.1), "bright_span": (0.16, 0.3, 0.5),
 
 
 def branch_depths(conditions, frames: int):
-    """{condition: [(rgb, depth_visible, depth_thermal where it sees else NaN, ground truth)]}."""
+    """{condition: [(rgb, depth_visible, depth_thermal where it sees else NaN, ground truth,
+    (spread_visible, spread_thermal) or None)]}."""
     rig = Rig()
     pipe = rig_pipeline(rig)
     out: dict[str, list] = {}
     for s in tqdm(list(test_rig_samples(conditions, frames=frames, rig=rig, seeds=VAL_SEEDS)), desc="branches"):
         res = pipe.process(s.rgb, s.thermal, s.k_rgb, s.k_thermal)
         seen = res.thermal_valid & np.isfinite(res.depth_thermal)
+        spreads = None if res.depth_spreads is None else tuple(res.depth_spreads)
         out.setdefault(s.condition, []).append((s.rgb, res.depth_visible, np.where(seen, res.depth_thermal, np.nan),
-                                                s.depth))
+                                                s.depth, spreads))
     return out
 
 
-def score(frames, **params) -> float:
+def score(frames, use_spreads: bool = True, **params) -> float:
     """Mean AbsRel of the blend over the frames, on the thermal branch's pixels."""
     rows = []
-    for rgb, dv, dt, gt in frames:
-        blend = blend_depths(dv, dt, rgb, reliability=visible_reliability(rgb, **params))
+    for rgb, dv, dt, gt, spreads in frames:
+        blend = blend_depths(dv, dt, rgb, reliability=visible_reliability(rgb, **params),
+                             spreads=spreads if use_spreads else None)
         rows.append(depth_metrics(gt, np.where(np.isfinite(dt), blend, np.nan))["abs_rel"])
     return float(np.mean(rows))
 
@@ -64,6 +69,11 @@ def main() -> None:
     candidates = [dict(zip(GRID, v)) for v in itertools.product(*GRID.values())]
     for p in tqdm(candidates, desc="candidates"):
         table.append([" ".join(f"{k}={v:g}" for k, v in p.items())] + [score(data[c], **p) for c in conds])
+    if any(f[4] is not None for frames in data.values() for f in frames):
+        for p in ({"dark_luma": 0.04, "bright_span": 0.16, "full_contrast": 0.06},
+                  {"dark_luma": DARK_LUMA, "bright_span": BRIGHT_SPAN, "full_contrast": FULL_CONTRAST}):
+            table.insert(2, [" ".join(f"{k}={v:g}" for k, v in p.items()) + " no spreads"]
+                         + [score(data[c], use_spreads=False, **p) for c in conds])
     for row in table:
         row.append(float(np.mean(row[1:])))
     current = f"dark_luma={DARK_LUMA:g} bright_span={BRIGHT_SPAN:g} full_contrast={FULL_CONTRAST:g}"
@@ -71,7 +81,8 @@ def main() -> None:
     with open(args.out / "blend_sweep.csv", "w", newline="") as f:
         csv.writer(f).writerows([["blend"] + conds + ["mean"]] + table)
     print(f"{'blend (validation streets, AbsRel)':46s}" + "".join(f"{c:>12s}" for c in conds + ["mean"]))
-    for row in table[:2] + sorted(table[2:], key=lambda r: r[-1]):
+    fixed = 4 if table[3][0].endswith("no spreads") else 2
+    for row in table[:fixed] + sorted(table[fixed:], key=lambda r: r[-1]):
         mark = "  <- runtime.depth now" if row[0] == current else ""
         print(f"{row[0]:46s}" + "".join(f"{v:12.4f}" for v in row[1:]) + mark)
 

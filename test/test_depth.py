@@ -12,7 +12,7 @@ from ldf_ros.models.depth_net import DepthNet, load_depth_net, parameter_count, 
 from ldf_ros.models.layers import axis_angle_to_matrix, ground_plane_height, warp_image
 from ldf_ros.ops.camera import intrinsics
 from ldf_ros.runtime.depth import (DepthPredictor, blend_depths, depth_scale_for_camera, largest_window,
-                                   modality_image, visible_reliability)
+                                   modality_image, spread_weight, visible_reliability)
 from ldf_ros.synthetic.clips import TEST_SEEDS, ClipSpec, clip_camera, render_clip
 from ldf_ros.training.depth import (ClipFrames, DistillationLoss, build_training, distillation_gate,
                                    flip_averaged, training_batches, training_losses)
@@ -169,6 +169,31 @@ def test_blend_follows_the_reliable_branch():
     np.testing.assert_allclose(blend_depths(dv, dt, dark, reliability=np.ones((64, 64), np.float32)), 10.0, rtol=1e-5)
     noisy_dark = np.random.default_rng(1).integers(0, 26, (64, 64, 3), dtype=np.uint8)   # sensor noise, no light
     assert visible_reliability(noisy_dark).max() == 0.0
+
+
+def test_blend_trusts_the_branch_that_agrees_with_itself_under_mirroring():
+    bright = np.random.default_rng(0).integers(60, 250, (64, 64, 3), dtype=np.uint8)
+    dv, dt = np.full((64, 64), 10.0, np.float32), np.full((64, 64), 20.0, np.float32)
+    calm, shaky = np.zeros((64, 64), np.float32), np.full((64, 64), 0.5, np.float32)
+    image_only = blend_depths(dv, dt, bright)
+    assert blend_depths(dv, dt, bright, spreads=(shaky, calm))[32, 32] > image_only[32, 32] + 2.0
+    assert blend_depths(dv, dt, bright, spreads=(calm, shaky))[32, 32] < 10.01
+    np.testing.assert_allclose(spread_weight(calm, calm), 0.5)
+    unseen = np.full((64, 64), np.nan, np.float32)     # no thermal spread: the visible branch only
+    np.testing.assert_allclose(spread_weight(calm, unseen), 1.0)
+
+
+def test_spread_is_the_disagreement_of_the_image_and_its_mirror():
+    torch.manual_seed(0)
+    pred = DepthPredictor(DepthNet(student_config("visible")))
+    image = np.random.default_rng(0).integers(0, 255, (64, 80, 3), dtype=np.uint8)
+    depth, spread = pred(image, spread=True)
+    once, mirrored = pred(image), pred(image[:, ::-1].copy())[:, ::-1]
+    np.testing.assert_allclose(depth, np.sqrt(once * mirrored), rtol=1e-4)
+    np.testing.assert_allclose(spread, np.abs(np.log(once / mirrored)), atol=1e-4)
+    assert spread.max() > 0
+    d, s = pred(image, window=(8, 8, 48, 40), spread=True)
+    assert np.isnan(s[:8]).all() and np.isfinite(s[8:40, 8:48]).all() and np.isnan(d[:, 48:]).all()
 
 
 def test_blend_uses_visible_outside_the_thermal_field_of_view():

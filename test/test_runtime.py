@@ -177,10 +177,9 @@ def test_thermal_depth_covers_exactly_the_window_the_thermal_camera_sees():
     from ldf_ros.runtime.pipeline import FusionPipeline
 
     logs = []
-    cfg = load_config(None, {"model.variant": "classical", "outputs.points": False, "runtime.warmup_runs": 0,
-                             "registration.mode": "homography",
-                             "registration.homography": [0.5, 0, 80, 0, 0.5, 64, 0, 0, 1]})
-    pipe = FusionPipeline(cfg, log=lambda level, msg: logs.append((level, msg)))
+    overrides = {"model.variant": "classical", "outputs.points": False, "runtime.warmup_runs": 0,
+                 "registration.mode": "homography", "registration.homography": [0.5, 0, 80, 0, 0.5, 64, 0, 0, 1]}
+    pipe = FusionPipeline(load_config(None, overrides), log=lambda level, msg: logs.append((level, msg)))
     rng = np.random.default_rng(0)
     rgb = rng.integers(0, 255, (256, 320, 3), dtype=np.uint8)
     thermal = rng.integers(29000, 31000, (256, 320)).astype(np.uint16)
@@ -190,7 +189,12 @@ def test_thermal_depth_covers_exactly_the_window_the_thermal_camera_sees():
     assert res.thermal_valid[seen].all() and seen.sum() > 0.9 * res.thermal_valid.sum()
     assert (cols[-1] + 1 - cols[0]) / (rows[-1] + 1 - rows[0]) == pytest.approx(1.25, abs=0.02)
     window = (cols[0], rows[0], cols[-1] + 1, rows[-1] + 1)    # no CameraInfo: the learned camera is assumed
-    np.testing.assert_allclose(res.depth_thermal, pipe.depth_thermal(res.thermal_registered, None, window), rtol=1e-5)
+    # runtime.depth_flip_consistency (default on): the mean of the window and its mirror
+    np.testing.assert_allclose(res.depth_thermal, pipe.depth_thermal(res.thermal_registered, None, window, spread=True)[0],
+                               rtol=1e-5)
+    one_pass = FusionPipeline(load_config(None, {**overrides, "runtime.depth_flip_consistency": False}))
+    np.testing.assert_allclose(one_pass.process(rgb, thermal, None, None).depth_thermal,
+                               pipe.depth_thermal(res.thermal_registered, None, window), rtol=1e-5)
     full_frame = pipe.depth_thermal(res.thermal_registered)   # blank border included: not what runs
     assert not np.allclose(full_frame[seen], res.depth_thermal[seen], rtol=0.05)
     assert np.isfinite(res.depth_visible).all() and np.isfinite(res.depth).all()

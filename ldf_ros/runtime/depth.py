@@ -115,11 +115,22 @@ class DepthPredictor:
         inv = torch.nn.functional.interpolate(1.0 / depth, size=(h, w), mode="bilinear", align_corners=False)
         return 1.0 / inv
 
+    @torch.inference_mode()
+    def predict_with_spread(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(depth, spread) of (B, C, H, W): the geometric mean of the network's depth for the
+        image and for its mirror (mirrored back), and |log ratio| of the two. A network that
+        knows the depth gives the same answer both ways; where it guesses, the two passes
+        disagree, so the spread tells where to trust the branch (`blend_depths`)."""
+        both = self.predict_tensor(torch.cat([x, x.flip(-1)]))
+        a, b = both[:x.shape[0]], both[x.shape[0]:].flip(-1)
+        return torch.sqrt(a * b), (torch.log(a) - torch.log(b)).abs()
+
     def __call__(self, image: np.ndarray, k: np.ndarray | None = None, window: Window | None = None,
-                 thermal_norm: ThermalNormalization = ThermalNormalization()) -> np.ndarray:
+                 thermal_norm: ThermalNormalization = ThermalNormalization(), spread: bool = False):
         """(H, W) depth in meters. k: the image's 3x3 intrinsics (None: the whole image is taken
         to be the camera the network learned on). window: only that box is seen (a zoom,
-        rescaled as such), the rest is NaN."""
+        rescaled as such), the rest is NaN. spread: return (depth, spread) of the image and its
+        mirror (`predict_with_spread`) instead."""
         x = depth_input(image, self.modality, thermal_norm)
         h, w = x.shape[-2:]
         cfg = self.model.cfg
@@ -129,19 +140,33 @@ class DepthPredictor:
         if not (0 <= x0 < x1 <= w and 0 <= y0 < y1 <= h):
             raise ValueError(f"depth window {window} is not inside the {w}x{h} image")
         crop = torch.from_numpy(np.ascontiguousarray(x[:, y0:y1, x0:x1]))[None]
-        depth = self.predict_tensor(crop)[0, 0].cpu().numpy().astype(np.float32)
+        if spread:
+            depth, spreads = (t[0, 0].cpu().numpy().astype(np.float32) for t in self.predict_with_spread(crop))
+        else:
+            depth = self.predict_tensor(crop)[0, 0].cpu().numpy().astype(np.float32)
         depth *= depth_scale_for_camera(cfg, k, x1 - x0, y1 - y0)
-        if (x1 - x0, y1 - y0) == (w, h):
-            return depth
-        out = np.full((h, w), np.nan, np.float32)
-        out[y0:y1, x0:x1] = depth
-        return out
+        maps = [_place(m, window, w, h) for m in ((depth, spreads) if spread else (depth,))]
+        return tuple(maps) if spread else maps[0]
+
+
+def _place(values: np.ndarray, window: Window | None, width: int, height: int) -> np.ndarray:
+    """A window's values on the whole (height, width) grid, NaN outside it."""
+    if window is None or values.shape == (height, width):
+        return values
+    x0, y0, x1, y1 = window
+    out = np.full((height, width), np.nan, np.float32)
+    out[y0:y1, x0:x1] = values
+    return out
 
 
 def resize_depth(depth: np.ndarray, width: int, height: int) -> np.ndarray:
     """Nearest-neighbour resize that never invents depths between surfaces."""
     return cv2.resize(depth, (width, height), interpolation=cv2.INTER_NEAREST)
 
+
+# Below this, a branch's spread (|log| of the ratio of its depth for the image and for the
+# mirror) counts as this: two branches that both agree with themselves weigh about equally.
+SPREAD_FLOOR = 0.01
 
 # The visible image's reliability for depth (scripts/tune_blend.py chose them on the validation
 # streets through the rig, docs/BENCHMARKS.md session 16): below DARK_LUMA of local mean luma the
@@ -164,12 +189,26 @@ def visible_reliability(visible: np.ndarray, window: int = 15, dark_luma: float 
     return cv2.blur(bright * contrast, (window, window))
 
 
+def spread_weight(spread_visible: np.ndarray, spread_thermal: np.ndarray) -> np.ndarray:
+    """Inverse-variance weight of the visible branch, each branch's spread standing for its
+    log-depth error: the branch that agrees with itself under mirroring gets the weight."""
+    sv = (np.nan_to_num(spread_visible, nan=np.inf) + SPREAD_FLOOR) ** 2
+    st = (np.nan_to_num(spread_thermal, nan=np.inf) + SPREAD_FLOOR) ** 2
+    with np.errstate(invalid="ignore"):
+        w = np.where(np.isinf(st), 1.0, np.where(np.isinf(sv), 0.0, st / (sv + st)))
+    return w.astype(np.float32)
+
+
 def blend_depths(depth_visible: np.ndarray, depth_thermal: np.ndarray, visible: np.ndarray,
-                 thermal_valid: np.ndarray | None = None, reliability: np.ndarray | None = None) -> np.ndarray:
+                 thermal_valid: np.ndarray | None = None, reliability: np.ndarray | None = None,
+                 spreads: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
     """Log-depth blend of the two branches weighted by the visible image's reliability (given,
-    or `visible_reliability` of `visible`); only the visible branch where the thermal camera
-    does not see (or its depth is invalid)."""
+    or `visible_reliability` of `visible`), averaged with the branches' `spread_weight` when
+    their spreads (visible, thermal) are given; only the visible branch where the thermal
+    camera does not see (or its depth is invalid)."""
     w = visible_reliability(visible) if reliability is None else reliability
+    if spreads is not None:
+        w = 0.5 * (w + spread_weight(*spreads))
     thermal_ok = np.isfinite(depth_thermal) if thermal_valid is None else thermal_valid & np.isfinite(depth_thermal)
     w = np.where(thermal_ok, w, 1.0)
     depth_thermal = np.where(thermal_ok, depth_thermal, 1.0)

@@ -40,6 +40,7 @@ class FusionResult:
     thermal_valid: np.ndarray | None = None      # (H, W) bool: RGB pixels the thermal camera sees
     depth_visible: np.ndarray | None = None      # each branch on its own input, before `depth`
     depth_thermal: np.ndarray | None = None      # is chosen or blended from them (NaN unseen)
+    depth_spreads: tuple | None = None           # (visible, thermal) |log| image-vs-mirror spreads, when measured
 
 
 def select_device(requested: str) -> str:
@@ -150,28 +151,43 @@ class FusionPipeline:
                 raise InputError(f"registration failed: {exc}") from exc
             thermal01 = np.where(valid, thermal01, np.float32(0.0)).astype(np.float32, copy=False)
         with _timed(timings, "depth"):
-            d_vis = self.depth_visible(rgb, k_depth) if self.depth_visible is not None else None
-            d_th = self._thermal_depth(thermal01, valid, k_depth)
+            d_vis, s_vis = self._visible_depth(rgb, k_depth)
+            d_th, s_th = self._thermal_depth(thermal01, valid, k_depth)
         with _timed(timings, "caption"):
             caption = make_caption(rgb, thermal01, d_vis, d_th)
         with _timed(timings, "fusion"):
             fused = self.fusion(rgb, thermal01, caption)
-        depth = self._published_depth(d_vis, d_th, rgb, fused, valid, k_depth, timings)
+        spreads = (s_vis, s_th) if s_vis is not None and s_th is not None else None
+        depth = self._published_depth(d_vis, d_th, rgb, fused, valid, k_depth, timings, spreads)
         xyz = colors = None
         if depth is not None and self.cfg.outputs.points:
             with _timed(timings, "pointcloud"):
                 pc = self.cfg.pointcloud
                 xyz, colors = depth_to_pointcloud(depth, k_rgb, fused, pc.stride, pc.min_range_m, pc.max_range_m)
-        return FusionResult(fused, depth, xyz, colors, caption, thermal01, timings, valid, d_vis, d_th)
+        return FusionResult(fused, depth, xyz, colors, caption, thermal01, timings, valid, d_vis, d_th, spreads)
 
-    def _thermal_depth(self, thermal01: np.ndarray, valid: np.ndarray, k_rgb: np.ndarray | None) -> np.ndarray | None:
-        """Thermal depth on the RGB grid, NaN where the thermal camera does not see. Where it
-        sees only part of the frame, the network gets the largest window of its view (the
-        frame with a blank border is not what it learned on) and depth is rescaled for the crop."""
+    def _visible_depth(self, rgb: np.ndarray, k_rgb: np.ndarray | None):
+        """(depth, spread or None) of the visible branch (None, None without one)."""
+        if self.depth_visible is None:
+            return None, None
+        return self._branch(self.depth_visible, rgb, k_rgb, None)
+
+    def _branch(self, predictor, image, k, window):
+        """(depth, spread): with runtime.depth_flip_consistency, the mean over the image and its
+        mirror and their spread; otherwise one pass and no spread."""
+        if self.cfg.runtime.depth_flip_consistency:
+            return predictor(image, k, window, spread=True)
+        return predictor(image, k, window), None
+
+    def _thermal_depth(self, thermal01: np.ndarray, valid: np.ndarray, k_rgb: np.ndarray | None):
+        """(depth, spread or None) of the thermal branch on the RGB grid, NaN where the thermal
+        camera does not see. Where it sees only part of the frame, the network gets the largest
+        window of its view (the frame with a blank border is not what it learned on) and depth
+        is rescaled for the crop."""
         if self.depth_thermal is None:
-            return None
+            return None, None
         if valid.all():
-            return self.depth_thermal(thermal01, k_rgb)
+            return self._branch(self.depth_thermal, thermal01, k_rgb, None)
         if self._window_for is not valid:      # the registration reuses its mask per geometry
             from ldf_ros.runtime.depth import largest_window
             cfg = self.depth_thermal.model.cfg
@@ -180,9 +196,9 @@ class FusionPipeline:
             if self._window is None:
                 self.log("warn", "thermal depth skipped: the thermal camera's view of the RGB frame is too small "
                                  f"({int(valid.sum())} pixels); check registration and intrinsics")
-        return None if self._window is None else self.depth_thermal(thermal01, k_rgb, self._window)
+        return (None, None) if self._window is None else self._branch(self.depth_thermal, thermal01, k_rgb, self._window)
 
-    def _published_depth(self, d_vis, d_th, rgb, fused, thermal_valid, k_rgb, timings) -> np.ndarray | None:
+    def _published_depth(self, d_vis, d_th, rgb, fused, thermal_valid, k_rgb, timings, spreads=None) -> np.ndarray | None:
         """The depth the node publishes, per runtime.depth_source (falls back to what exists)."""
         from ldf_ros.runtime.depth import blend_depths
 
@@ -197,7 +213,7 @@ class FusionPipeline:
             elif source == "thermal" and d_th is not None:
                 depth = d_th
             elif d_vis is not None and d_th is not None:
-                depth = blend_depths(d_vis, d_th, rgb, thermal_valid)
+                depth = blend_depths(d_vis, d_th, rgb, thermal_valid, spreads=spreads)
             else:
                 depth = d_vis if d_vis is not None else d_th
         return depth
