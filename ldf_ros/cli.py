@@ -108,7 +108,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     else:
         sizes = [tuple(int(v) for v in s.split("x")) for s in args.sizes.split(",")]
         text, _ = benchmarks.bench_pipeline(variants=tuple(args.variants.split(",")), sizes=sizes, repeats=args.repeats,
-                                            threads=args.threads, plot=args.plot, device=args.device)
+                                            threads=args.threads, plot=args.plot, device=args.device,
+                                            config=args.config)
         print(text)
         if args.plot:
             print(f"wrote {args.plot}")
@@ -127,6 +128,8 @@ def _setup_bench(p: argparse.ArgumentParser) -> None:
     p.add_argument("--precisions", default="fp32", help="models: comma list of fp32,fp16 (fp16 on cuda only)")
     p.add_argument("--plot", default=None, help="pipeline: write the stage breakdown as PNG here")
     p.add_argument("--thermal-size", type=int, nargs=2, default=[320, 256], metavar=("W", "H"))
+    p.add_argument("--config", default=None, help="pipeline: node parameters file to measure with (default: the "
+                                                  "schema's defaults)")
     p.set_defaults(func=cmd_bench)
 
 

@@ -54,6 +54,19 @@ def score(frames, use_spreads: bool = True, **params) -> float:
     return float(np.mean(rows))
 
 
+def error_correlations(frames) -> tuple[float, float]:
+    """Mean over frames of the pixel correlation of the visible branch's relative error with
+    its spread and with the image reliability, on the pixels both branches see: how well
+    each tells where the visible depth is wrong (NaN without spreads)."""
+    with_spread, with_image = [], []
+    for rgb, dv, dt, gt, spreads in frames:
+        ok = np.isfinite(dt) & np.isfinite(gt) & (gt > 0)
+        err = np.abs(dv[ok] - gt[ok]) / gt[ok]
+        with_image.append(np.corrcoef(visible_reliability(rgb)[ok], err)[0, 1])
+        with_spread.append(np.nan if spreads is None else np.corrcoef(spreads[0][ok], err)[0, 1])
+    return float(np.nanmean(with_spread)) if not np.isnan(with_spread).all() else float("nan"), float(np.nanmean(with_image))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--conditions", default="day,dusk,night,fog,glare,unlit_night,dense_fog")
@@ -85,6 +98,9 @@ def main() -> None:
     for row in table[:fixed] + sorted(table[fixed:], key=lambda r: r[-1]):
         mark = "  <- runtime.depth now" if row[0] == current else ""
         print(f"{row[0]:46s}" + "".join(f"{v:12.4f}" for v in row[1:]) + mark)
+    print("\npixel correlation with the visible branch's relative error (mean over frames): its spread / the image reliability")
+    for c in conds:
+        print(f"{c:12s} " + " / ".join(f"{v:.2f}" for v in error_correlations(data[c])))
 
 
 if __name__ == "__main__":

@@ -57,7 +57,8 @@ def _test_pair(width: int, height: int):
 
 
 def bench_pipeline(variants=("classical", "student"), sizes=((320, 256), (640, 512)), repeats: int = 20,
-                   warmup: int = 3, threads: int = 0, plot: str | None = None, device: str = "cpu"):
+                   warmup: int = 3, threads: int = 0, plot: str | None = None, device: str = "cpu",
+                   config: str | None = None):
     """Per-stage latency of the node's work for one pair, median and p95 over `repeats` after warm-up.
 
     Stages outside the pipeline are measured on the same objects the node uses: decoding the
@@ -76,7 +77,7 @@ def bench_pipeline(variants=("classical", "student"), sizes=((320, 256), (640, 5
     io = _MessageIO()
     results = []
     for variant in variants:
-        cfg = load_config(None, {"model.variant": variant, "runtime.device": device, "runtime.warmup_runs": 0})
+        cfg = load_config(config, {"model.variant": variant, "runtime.device": device, "runtime.warmup_runs": 0})
         problems = []
         pipe = FusionPipeline(cfg, log=lambda level, msg: problems.append(msg))
         for w, h in sizes:
