@@ -14,7 +14,8 @@
 # fine-tuned, below; its plain_s12_ft2 is the shipped visible student), TWO_CAMERA_TEACHER=1
 # (visible only, session 14, after STRONG_TEACHER: a teacher that sees RGB and thermal, below),
 # NIGHT_R2=1 (session 15, after STRONG_TEACHER and FOV: cycles on the revised night, below),
-# ON_TOP=1 (visible only, session 16, after NIGHT_R2: unlabeled streets on top of the labeled batch).
+# ON_TOP=1 (visible only, session 16, after NIGHT_R2: unlabeled streets on top of the labeled batch,
+# then depth-only gated imitation).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=.venv/bin/ldf-ros
@@ -158,6 +159,17 @@ for m in "${modalities[@]}"; do
            --unlabeled-batch 8 --out "${s}_ontop_r2b${sfx}"
     done
     $bin train depth "${tune[@]}" --seed 1 --init "${s}_plain_r2_seed1/model.safetensors" --out "${s}_plain_r2b_seed1"
+    # then the same cycle distilled on the labeled frames only, gated, imitating the teacher's
+    # depth alone (no feature or distance-category terms): where the teacher is closer to the
+    # ground truth than the student, the student gets pulled harder there
+    depth_only=out/train/train_depth_imitate_depth_only.yaml
+    sed 's/^distill_feature_weight: .*/distill_feature_weight: 0.0/; s/^distill_bins_weight: .*/distill_bins_weight: 0.0/' \
+        config/train_depth.yaml > "$depth_only"
+    for seed in 0 1; do
+      sfx=$([ "$seed" = 0 ] || echo "_seed$seed")
+      $bin train depth "${tune[@]}" --config "$depth_only" --seed "$seed" --init "${s}_plain_r2${sfx}/model.safetensors" \
+           --teacher out/train/depth_visible_teacher_r2/model.safetensors --distill-gate --out "${s}_depthonly_r2b${sfx}"
+    done
   fi
   if [ "${NIGHT_R2:-0}" = 1 ] && [ "$m" = thermal ]; then
     # session 15, for parity with the visible branch: one more 2000-step cycle at 5e-4 for both
