@@ -5,7 +5,7 @@ Each branch's depth (and, with runtime.depth_flip_consistency, its spread) is co
 per frame by the node's pipeline (shipped models, the rig's camera_info registration); then
 every candidate is scored by the blend's mean AbsRel on the pixels both branches see, per
 condition, as the runtime blends (with the spreads where the pipeline has them), and the
-session-6 and current constants also without the spreads. Prints the table (best first) and
+original (0.04, 0.16, 0.06) and current constants also without the spreads. Prints the table (best first) and
 writes it to <out>/blend_sweep.csv.
 Usage: .venv/bin/python scripts/tune_blend.py [--conditions day,night,...] [--frames 6] [--out out/tune_blend]
 """
