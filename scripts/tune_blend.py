@@ -38,9 +38,8 @@ def branch_depths(conditions, frames: int):
     for s in tqdm(list(test_rig_samples(conditions, frames=frames, rig=rig, seeds=VAL_SEEDS)), desc="branches"):
         res = pipe.process(s.rgb, s.thermal, s.k_rgb, s.k_thermal)
         seen = res.thermal_valid & np.isfinite(res.depth_thermal)
-        spreads = None if res.depth_spreads is None else tuple(res.depth_spreads)
         out.setdefault(s.condition, []).append((s.rgb, res.depth_visible, np.where(seen, res.depth_thermal, np.nan),
-                                                s.depth, spreads))
+                                                s.depth, res.depth_spreads))
     return out
 
 
@@ -63,8 +62,13 @@ def error_correlations(frames) -> tuple[float, float]:
         ok = np.isfinite(dt) & np.isfinite(gt) & (gt > 0)
         err = np.abs(dv[ok] - gt[ok]) / gt[ok]
         with_image.append(np.corrcoef(visible_reliability(rgb)[ok], err)[0, 1])
-        with_spread.append(np.nan if spreads is None else np.corrcoef(spreads[0][ok], err)[0, 1])
-    return float(np.nanmean(with_spread)) if not np.isnan(with_spread).all() else float("nan"), float(np.nanmean(with_image))
+        if spreads is not None:
+            with_spread.append(np.corrcoef(spreads[0][ok], err)[0, 1])
+    return float(np.mean(with_spread)) if with_spread else float("nan"), float(np.mean(with_image))
+
+
+def _label(params: dict) -> str:
+    return " ".join(f"{k}={v:g}" for k, v in params.items())
 
 
 def main() -> None:
@@ -75,28 +79,23 @@ def main() -> None:
     args = ap.parse_args()
     data = branch_depths(args.conditions.split(","), args.frames)
     conds = list(data)
-    table = []
-    for name, k in (("visible only", 1), ("thermal only", 2)):
-        table.append([name] + [float(np.mean([depth_metrics(f[3], np.where(np.isfinite(f[2]), f[k], np.nan))["abs_rel"]
-                                              for f in data[c]])) for c in conds])
-    candidates = [dict(zip(GRID, v)) for v in itertools.product(*GRID.values())]
-    for p in tqdm(candidates, desc="candidates"):
-        table.append([" ".join(f"{k}={v:g}" for k, v in p.items())] + [score(data[c], **p) for c in conds])
+    reference = [[name] + [float(np.mean([depth_metrics(f[3], np.where(np.isfinite(f[2]), f[k], np.nan))["abs_rel"]
+                                          for f in data[c]])) for c in conds]
+                 for name, k in (("visible only", 1), ("thermal only", 2))]
+    current = {"dark_luma": DARK_LUMA, "bright_span": BRIGHT_SPAN, "full_contrast": FULL_CONTRAST}
     if any(f[4] is not None for frames in data.values() for f in frames):
-        for p in ({"dark_luma": 0.04, "bright_span": 0.16, "full_contrast": 0.06},
-                  {"dark_luma": DARK_LUMA, "bright_span": BRIGHT_SPAN, "full_contrast": FULL_CONTRAST}):
-            table.insert(2, [" ".join(f"{k}={v:g}" for k, v in p.items()) + " no spreads"]
-                         + [score(data[c], use_spreads=False, **p) for c in conds])
-    for row in table:
+        for p in (current, {"dark_luma": 0.04, "bright_span": 0.16, "full_contrast": 0.06}):
+            reference.append([_label(p) + " no spreads"] + [score(data[c], use_spreads=False, **p) for c in conds])
+    swept = [[_label(p)] + [score(data[c], **p) for c in conds]
+             for p in tqdm([dict(zip(GRID, v)) for v in itertools.product(*GRID.values())], desc="candidates")]
+    for row in reference + swept:
         row.append(float(np.mean(row[1:])))
-    current = f"dark_luma={DARK_LUMA:g} bright_span={BRIGHT_SPAN:g} full_contrast={FULL_CONTRAST:g}"
     args.out.mkdir(parents=True, exist_ok=True)
     with open(args.out / "blend_sweep.csv", "w", newline="") as f:
-        csv.writer(f).writerows([["blend"] + conds + ["mean"]] + table)
+        csv.writer(f).writerows([["blend"] + conds + ["mean"]] + reference + swept)
     print(f"{'blend (validation streets, AbsRel)':46s}" + "".join(f"{c:>12s}" for c in conds + ["mean"]))
-    fixed = 4 if table[3][0].endswith("no spreads") else 2
-    for row in table[:fixed] + sorted(table[fixed:], key=lambda r: r[-1]):
-        mark = "  <- runtime.depth now" if row[0] == current else ""
+    for row in reference + sorted(swept, key=lambda r: r[-1]):
+        mark = "  <- runtime.depth now" if row[0] == _label(current) else ""
         print(f"{row[0]:46s}" + "".join(f"{v:12.4f}" for v in row[1:]) + mark)
     print("\npixel correlation with the visible branch's relative error (mean over frames): its spread / the image reliability")
     for c in conds:

@@ -79,7 +79,7 @@ def test_rig_samples(conditions=("day", "night", "fog"), frames: int = 6, rate_h
     from ldf_ros.synthetic.rig import Rig
 
     rig = rig or Rig()
-    for spec in clip_specs(TEST_SEEDS if seeds is None else seeds, conditions=conditions):    # the streets (seed, family) of the test clips
+    for spec in clip_specs(TEST_SEEDS if seeds is None else seeds, conditions=conditions):    # the streets (seed, family) of those clips
         name = (f"{spec.family}_s{spec.seed}_{spec.condition}_rig{rig.rgb.width}x{rig.rgb.height}_n{frames}_{rate_hz:g}hz"
                 f"{render_tag(spec.condition)}")
         rgb, thermal, depth = _rig_views(name, spec.seed, spec.family, spec.condition, frames, rate_hz, rig, cache_dir)

@@ -145,8 +145,8 @@ class DepthPredictor:
         else:
             depth = self.predict_tensor(crop)[0, 0].cpu().numpy().astype(np.float32)
         depth *= depth_scale_for_camera(cfg, k, x1 - x0, y1 - y0)
-        maps = [_place(m, window, w, h) for m in ((depth, spreads) if spread else (depth,))]
-        return tuple(maps) if spread else maps[0]
+        depth = _place(depth, window, w, h)
+        return (depth, _place(spreads, window, w, h)) if spread else depth
 
 
 def _place(values: np.ndarray, window: Window | None, width: int, height: int) -> np.ndarray:
