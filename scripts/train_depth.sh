@@ -15,7 +15,9 @@
 # (visible only, session 14, after STRONG_TEACHER: a teacher that sees RGB and thermal, below),
 # NIGHT_R2=1 (session 15, after STRONG_TEACHER and FOV: cycles on the revised night, below),
 # ON_TOP=1 (visible only, session 16, after NIGHT_R2: unlabeled streets on top of the labeled batch,
-# then depth-only gated imitation).
+# then depth-only gated imitation), SCRATCH_R2=1 (visible only, session 17, after NIGHT_R2: both
+# student lineages from scratch on the revised night, below), BASE=0 (skip the first stage: run
+# only the stages named).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=.venv/bin/ldf-ros
@@ -39,6 +41,7 @@ teacher_and_students_from_scratch() {
 }
 [ ${#modalities[@]} -eq 0 ] && modalities=(visible thermal)
 for m in "${modalities[@]}"; do
+  if [ "${BASE:-1}" = 1 ]; then
   # the teacher: 1000 steps (config), then resumed to 2500 (a second cosine cycle), as the
   # shipped runs were; at 1000 steps it is worse than the students trained for 2000
   $bin train depth --config config/train_depth.yaml --modality "$m" --role teacher --threads "$threads" \
@@ -51,6 +54,28 @@ for m in "${modalities[@]}"; do
     $bin train depth --config config/train_depth.yaml --modality "$m" --role student --threads "$threads" --steps "$steps" \
          --out "out/train/depth_${m}_student_plain_v2"
   done
+  fi
+  if [ "${SCRATCH_R2:-0}" = 1 ] && [ "$m" = visible ]; then
+    # session 17: the visible students from scratch on the revised night (every earlier visible
+    # lineage learned night on revision 1 for its first 12000 steps), in cosine cycles to 8000:
+    # distilled from the shipped teacher (teacher_r2) without unlabeled streets, gated from the
+    # first step (session 13: the gate beat ungated imitation everywhere), and plain; the two run
+    # side by side (one thread each) and each cycle's end is kept as <run>_<steps>
+    vis=(--config config/train_depth.yaml --modality visible --threads "$threads" --role student)
+    s=out/train/depth_visible_student
+    lineage() {
+      local out=$1 steps
+      shift
+      for steps in $cycles 8000; do
+        $bin train depth "${vis[@]}" --steps "$steps" "$@" --out "$out"
+        rm -rf "${out}_$steps" && cp -r "$out" "${out}_$steps"
+      done
+    }
+    lineage "${s}_gated_scratch_r2" --unlabeled-streets 0 --distill-gate \
+            --teacher out/train/depth_visible_teacher_r2/model.safetensors &
+    lineage "${s}_plain_scratch_r2" &
+    wait
+  fi
   if [ "${FOV:-0}" = 1 ] && [ "$m" = thermal ]; then
     # at run time the thermal branch sees the thermal camera's window of the RGB frame (50 of
     # 66 deg), so it learns with that field of view: a teacher from scratch plus one more cosine
