@@ -57,18 +57,24 @@ for m in "${modalities[@]}"; do
   fi
   if [ "${SCRATCH_R2:-0}" = 1 ] && [ "$m" = visible ]; then
     # session 17: the visible students from scratch on the revised night (every earlier visible
-    # lineage learned night on revision 1 for its first 12000 steps), in cosine cycles to 8000:
+    # lineage learned night on revision 1 for its first 12000 steps), in cosine cycles to 8000,
+    # then two fine-tuning cycles (fresh AdamW, 5e-4, 2000 steps each: <run>_ft, <run>_ft2):
     # distilled from the shipped teacher (teacher_r2) without unlabeled streets, gated from the
     # first step (session 13: the gate beat ungated imitation everywhere), and plain; the two run
     # side by side (one thread each) and each cycle's end is kept as <run>_<steps>
     vis=(--config config/train_depth.yaml --modality visible --threads "$threads" --role student)
     s=out/train/depth_visible_student
     lineage() {
-      local out=$1 steps
+      local out=$1 steps prev sfx
       shift
       for steps in $cycles 8000; do
         $bin train depth "${vis[@]}" --steps "$steps" "$@" --out "$out"
         rm -rf "${out}_$steps" && cp -r "$out" "${out}_$steps"
+      done
+      prev=$out
+      for sfx in ft ft2; do
+        $bin train depth "${vis[@]}" --steps 2000 --lr 5e-4 "$@" --init "$prev/model.safetensors" --out "${out}_$sfx"
+        prev=${out}_$sfx
       done
     }
     lineage "${s}_gated_scratch_r2" --unlabeled-streets 0 --distill-gate \
