@@ -58,21 +58,26 @@ for m in "${modalities[@]}"; do
   if [ "${SCRATCH_R2:-0}" = 1 ] && [ "$m" = visible ]; then
     # session 17: the visible students from scratch on the revised night (every earlier visible
     # lineage learned night on revision 1 for its first 12000 steps), in cosine cycles to 8000,
-    # then two fine-tuning cycles (fresh AdamW, 5e-4, 2000 steps each: <run>_ft, <run>_ft2):
+    # then four fine-tuning cycles (fresh AdamW, 5e-4, 2000 steps each: <run>_ft to <run>_ft4;
+    # session 17 ran two, session 18 two more, to plain_r2b's 16000 steps):
     # distilled from the shipped teacher (teacher_r2) without unlabeled streets, gated from the
     # first step (session 13: the gate beat ungated imitation everywhere), and plain; the two run
-    # side by side (one thread each) and each cycle's end is kept as <run>_<steps>
-    vis=(--config config/train_depth.yaml --modality visible --threads "$threads" --role student)
+    # side by side (one thread each) and each cycle's end is kept as <run>_<steps>.
+    # SCRATCH_SEED=1 replicates both lineages with seed 1 (<run>_seed1; session 18 ran it with
+    # SCRATCH_CYCLES="2000 4000" SCRATCH_FT=""); SCRATCH_CYCLES and SCRATCH_FT shorten a lineage
+    local_seed=${SCRATCH_SEED:-0}
+    seed_sfx=""; [ "$local_seed" != 0 ] && seed_sfx="_seed$local_seed"
+    vis=(--config config/train_depth.yaml --modality visible --threads "$threads" --role student --seed "$local_seed")
     s=out/train/depth_visible_student
     lineage() {
-      local out=$1 steps prev sfx
+      local out=$1$seed_sfx steps prev sfx
       shift
-      for steps in $cycles 8000; do
+      for steps in ${SCRATCH_CYCLES:-$cycles 8000}; do
         $bin train depth "${vis[@]}" --steps "$steps" "$@" --out "$out"
         rm -rf "${out}_$steps" && cp -r "$out" "${out}_$steps"
       done
       prev=$out
-      for sfx in ft ft2; do
+      for sfx in ${SCRATCH_FT-ft ft2 ft3 ft4}; do
         $bin train depth "${vis[@]}" --steps 2000 --lr 5e-4 "$@" --init "$prev/model.safetensors" --out "${out}_$sfx"
         prev=${out}_$sfx
       done
