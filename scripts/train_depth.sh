@@ -73,6 +73,8 @@ for m in "${modalities[@]}"; do
       local out=$1$seed_sfx steps prev sfx
       shift
       for steps in ${SCRATCH_CYCLES:-$cycles 8000}; do
+        # a cycle already kept is done (rerunning it would copy a later state over its copy)
+        [ -f "${out}_$steps/model.safetensors" ] && continue
         $bin train depth "${vis[@]}" --steps "$steps" "$@" --out "$out"
         rm -rf "${out}_$steps" && cp -r "$out" "${out}_$steps"
       done
