@@ -154,6 +154,11 @@ def train_diffusion(cfg: DiffusionTrainConfig, resume: bool = True, progress: bo
                                 train_config=asdict(cfg), world_size=world)
             if step >= cfg.steps:
                 break
+    return _finish(bar, log, world, out)
+
+
+def _finish(bar, log, world: int, out: Path) -> Path:
+    """Close the progress bar and log, and wait for every rank so none exits while rank 0 writes."""
     bar.close()
     log.close()
     if world > 1:
@@ -357,11 +362,7 @@ def train_fusion(cfg: FusionTrainConfig, resume: bool = True, progress: bool = T
                     _log_validation(out / "val.csv", step, validate_fusion(net, val_folder, val_captions, text, device))
             if step >= cfg.steps:
                 break
-    bar.close()
-    log.close()
-    if world > 1:
-        torch.distributed.barrier()
-    return out / "model.safetensors"
+    return _finish(bar, log, world, out)
 
 
 def validate_fusion(net, folder: PairedFolder, captions: list[str], text, device: str, crop: int = 256) -> dict[str, float]:
