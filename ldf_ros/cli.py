@@ -380,7 +380,8 @@ def _setup_train(p: argparse.ArgumentParser) -> None:
 def cmd_replay(args: argparse.Namespace) -> int:
     """Publish a bag over DDS with its timing and /clock (like `ros2 bag play`)."""
     from ldf_ros.ros.bag_replay import replay_main
-    return replay_main(str(args.bag), args.rate, args.loop, not args.no_clock)
+    return replay_main(str(args.bag), args.rate, args.loop, not args.no_clock, lockstep_topic=args.lockstep,
+                       slop_s=args.slop, timeout_s=args.pair_timeout)
 
 
 def _setup_replay(p: argparse.ArgumentParser) -> None:
@@ -389,13 +390,19 @@ def _setup_replay(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rate", type=float, default=1.0, help="playback speed factor")
     p.add_argument("--loop", action="store_true", help="start over at the end")
     p.add_argument("--no-clock", action="store_true", help="do not publish /clock")
+    p.add_argument("--lockstep", metavar="TOPIC", default=None,
+                   help="after each RGB-thermal pair, wait for the node's answer on this Image topic "
+                        "(e.g. /ldf_fusion/fused/image) instead of following the bag's timing")
+    p.add_argument("--slop", type=float, default=0.02, help="--lockstep: the node's sync.slop_s (s)")
+    p.add_argument("--pair-timeout", type=float, default=60.0, help="--lockstep: give up waiting for an answer (s)")
     p.set_defaults(func=cmd_replay)
 
 
 def cmd_eval_bag(args: argparse.Namespace) -> int:
     """Run the node on a bag; write an output bag, report, panels and a PLY under --out."""
     from ldf_ros.ros.bag_eval import evaluate_bag, markdown_report
-    summary = evaluate_bag(args.bag, args.out, config=args.config, variant=args.variant, rate=args.rate)
+    summary = evaluate_bag(args.bag, args.out, config=args.config, variant=args.variant, rate=args.rate,
+                           lockstep=not args.realtime, pair_timeout_s=args.pair_timeout)
     print(markdown_report(summary))
     print(f"wrote {args.out}")
     return 0
@@ -407,7 +414,10 @@ def _setup_eval_bag(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, required=True, help="report folder")
     p.add_argument("--config", type=Path, default=None, help="node parameters file (default: config/fusion.yaml)")
     p.add_argument("--variant", choices=["student", "teacher", "classical"], default=None)
-    p.add_argument("--rate", type=float, default=1.0, help="replay speed (below 1 gives a slow CPU model time)")
+    p.add_argument("--realtime", action="store_true",
+                   help="replay with the bag's timing (scaled by --rate) instead of lockstep: measures drops and latency")
+    p.add_argument("--rate", type=float, default=1.0, help="--realtime: replay speed")
+    p.add_argument("--pair-timeout", type=float, default=60.0, help="lockstep: give up waiting for an answer (s)")
     p.set_defaults(func=cmd_eval_bag)
 
 
@@ -415,7 +425,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     """Synthetic bags (day, night, fog) through the real node over DDS, with reports."""
     from ldf_ros.ros.bag_eval import run_demo
     run_demo(args.out, frames=args.frames, conditions=comma_list(args.conditions),
-             rate=args.rate, variant=args.variant, config=args.config)
+             rate=args.rate, variant=args.variant, config=args.config, lockstep=not args.realtime)
     print((args.out / "report.md").read_text())
     return 0
 
@@ -425,7 +435,8 @@ def _setup_demo(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, default=Path("out/demo"))
     p.add_argument("--frames", type=int, default=30, help="RGB frames per condition (30 Hz)")
     p.add_argument("--conditions", default="day,night,fog")
-    p.add_argument("--rate", type=float, default=0.5, help="replay speed")
+    p.add_argument("--realtime", action="store_true", help="replay with the bags' timing instead of lockstep")
+    p.add_argument("--rate", type=float, default=0.5, help="--realtime: replay speed")
     p.add_argument("--variant", choices=["student", "teacher", "classical"], default=None)
     p.add_argument("--config", type=Path, default=None)
     p.set_defaults(func=cmd_demo)

@@ -115,6 +115,14 @@ class OutputsConfig:
 
 
 @dataclass(frozen=True)
+class LimitsConfig:
+    max_width: int = _spec(4096, doc="images wider than this are rejected at decode (pixels)", lo=1, hi=65535)
+    max_height: int = _spec(4096, doc="images taller than this are rejected at decode (pixels)", lo=1, hi=65535)
+    max_aspect: float = _spec(8.0, doc="images with width/height or height/width above this are rejected", lo=1.0)
+    max_bytes: int = _spec(67108864, doc="image messages with more data than this are rejected (bytes)", lo=1)
+
+
+@dataclass(frozen=True)
 class FusionConfig:
     """Everything the node and the CLI tools are configured with."""
 
@@ -127,6 +135,7 @@ class FusionConfig:
     pointcloud: PointCloudConfig = field(default_factory=PointCloudConfig)
     frames: FramesConfig = field(default_factory=FramesConfig)
     outputs: OutputsConfig = field(default_factory=OutputsConfig)
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
 
     def __post_init__(self):
         _check_cross_fields(self)

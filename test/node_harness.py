@@ -19,6 +19,8 @@ from std_msgs.msg import String
 from ldf_ros.ros.conversions import make_camera_info, numpy_to_image
 from ros_tools import spin_until, stop_process
 
+PROBE_END_NS = 2_000_000_000   # probe pairs of `prime` have stamps below this; tests use later ones
+GUARD_S = 90.0     # generous limit on any wait: only a hang should reach it, not a loaded machine
 RELIABLE = QoSProfile(depth=50, reliability=QoSReliabilityPolicy.RELIABLE)
 K_RGB = np.array([[500.0, 0, 319.5], [0, 500.0, 255.5], [0, 0, 1]])
 K_TH = np.array([[300.0, 0, 159.5], [0, 300.0, 127.5], [0, 0, 1]])
@@ -75,9 +77,13 @@ class NodeHarness:
         self.node.create_subscription(DiagnosticArray, "/diagnostics", self._diag, 10)
         self.log = ""
         self.arrivals: dict[int, float] = {}   # fused stamp -> monotonic arrival time
+        self.probes_answered = 0
 
     def _collector(self, name):
         def collect(msg):
+            if hasattr(msg, "header") and stamp_of(msg) < PROBE_END_NS:
+                self.probes_answered += name == "fused"
+                return
             getattr(self.out, name).append(msg)
             if name == "fused":
                 self.arrivals[stamp_of(msg)] = time.monotonic()
@@ -93,6 +99,23 @@ class NodeHarness:
         ok = spin_until(self.executor, lambda: self.pub_rgb.get_subscription_count() > 0
                         and self.pub_th.get_subscription_count() > 0, timeout_s)
         assert ok, f"node never subscribed:\n{self.stop()}"
+        self.prime()
+
+    def prime(self, timeout_s: float = GUARD_S) -> None:
+        """Send probe pairs (stamps below PROBE_END_NS, filtered out of the outputs) until one is
+        answered: then both directions of discovery are complete and the node is processing, so
+        no later message of a test is lost to a reader that has not matched the rig yet."""
+        rgb, thermal = camera_images()
+        deadline = time.monotonic() + timeout_s
+        k = 0
+        while time.monotonic() < deadline:
+            k += 1
+            self.send_pair(PROBE_END_NS // 2 + k * 1_000_000, rgb, thermal)
+            if self.spin_until(lambda: self.probes_answered > 0, 3.0):
+                assert self.wait_settled(), f"the node never settled:\n{self.stop()}"
+                self.out.caption.clear()          # captions carry no stamp: drop the probes'
+                return
+        raise AssertionError(f"the node never answered a probe pair:\n{self.stop()}")
 
     def spin(self, seconds: float) -> None:
         end = time.monotonic() + seconds
@@ -115,6 +138,35 @@ class NodeHarness:
             info.header.stamp.sec, info.header.stamp.nanosec = divmod(int(stamp_ns), 1_000_000_000)
             pub.publish(info)
 
+    def send_pair(self, stamp_ns: int, rgb: np.ndarray, thermal: np.ndarray, thermal_offset_ns: int = 0,
+                  thermal_encoding: str = "mono16") -> None:
+        self.publish("rgb", rgb, "rgb8", stamp_ns)
+        self.publish("thermal", thermal, thermal_encoding, stamp_ns + thermal_offset_ns)
+
+    def wait_fused(self, stamp_ns: int, timeout_s: float = GUARD_S) -> bool:
+        """Lockstep: spin until the fused image of this RGB stamp arrived. The timeout only
+        guards against a hang; a test fails on what arrived, never on how fast."""
+        return self.spin_until(lambda: stamp_ns in self.arrivals, timeout_s)
+
+    def diag_value(self, key: str, default=None):
+        """The value of `key` in the newest diagnostics status, or default."""
+        if not self.out.diagnostics:
+            return default
+        return {kv.key: kv.value for kv in self.out.diagnostics[-1].values}.get(key, default)
+
+    def wait_settled(self, timeout_s: float = GUARD_S) -> bool:
+        """Until diagnostics show every pair the node formed as answered, dropped or skipped."""
+        def settled(st):
+            v = values_of(st)
+            done = sum(int(v.get(k, 0)) for k in ("outputs", "dropped_stale_pairs", "skipped_bad_inputs", "failed_frames"))
+            return int(v.get("pairs", -1)) == done
+        return self.wait_diag(settled, timeout_s)
+
+    def wait_diag(self, predicate, timeout_s: float = GUARD_S) -> bool:
+        """Spin until a diagnostics status arriving from now on satisfies predicate(status)."""
+        start = len(self.out.diagnostics)
+        return self.spin_until(lambda: any(predicate(s) for s in self.out.diagnostics[start:]), timeout_s)
+
     def stop(self) -> str:
         stop_process(self.proc, timeout_s=10)
         self.log = self.proc.stdout.read() if self.proc.stdout else ""
@@ -130,6 +182,10 @@ def _param(v) -> str:
     if isinstance(v, str):
         return v if v else "''"
     return repr(v)
+
+
+def values_of(status) -> dict:
+    return {kv.key: kv.value for kv in status.values}
 
 
 def stamp_of(msg) -> int:

@@ -65,3 +65,18 @@ def project(points: np.ndarray, k: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def transform(points: np.ndarray, rotation: np.ndarray, translation: np.ndarray) -> np.ndarray:
     """Apply p' = R p + t to (..., 3) points."""
     return points @ np.asarray(rotation).T + np.asarray(translation)
+
+
+def intrinsics_problem(k) -> str | None:
+    """Why a 3x3 K cannot be a pinhole camera (None when it can): non-finite entries,
+    non-positive focal lengths or a last row other than (0, 0, 1)."""
+    k = np.asarray(k, dtype=np.float64)
+    if k.shape != (3, 3):
+        return f"K has shape {k.shape}, expected 3x3"
+    if not np.isfinite(k).all():
+        return f"K has non-finite entries (fx={k[0, 0]}, fy={k[1, 1]}, cx={k[0, 2]}, cy={k[1, 2]})"
+    if k[0, 0] <= 0 or k[1, 1] <= 0:
+        return f"K has a non-positive focal length (fx={k[0, 0]}, fy={k[1, 1]})"
+    if not np.allclose(k[2], (0.0, 0.0, 1.0)):
+        return f"K's last row is {k[2].tolist()}, expected [0, 0, 1]"
+    return None

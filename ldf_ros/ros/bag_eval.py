@@ -1,7 +1,9 @@
 """`ldf-ros eval-bag`: run the real node on a bag over DDS and report what came out.
 
 The node runs in its own process (as on a robot) with sim time; the bag is replayed into
-its namespace with /clock; every output is recorded. Afterwards: an output bag (mcap),
+its namespace with /clock; every output is recorded. By default the replay is lockstep (each
+pair waits for the node's answer), so every pair is evaluated whatever the machine's speed;
+`realtime` replays at the bag's rate and measures what a robot would see (drops, latency). Afterwards: an output bag (mcap),
 report.md / summary.json / frames.csv (latency per stage, drops, fusion metrics against the
 inputs, depth metrics where the bag has ground truth), panels, and a PLY point cloud.
 """
@@ -19,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ldf_ros.ros.bag_replay import BagPlayer, open_bag
+from ldf_ros.ros.bag_replay import BagPlayer, Lockstep, open_bag
 
 OUTPUT_TOPICS = {  # relative to the node -> message type
     "fused/image": "sensor_msgs/msg/Image",
@@ -39,6 +41,9 @@ class Recording:
     caption: list = field(default_factory=list)
     points: dict = field(default_factory=dict)
     diagnostics: list = field(default_factory=list)
+    answered: set = field(default_factory=set)         # stamps of any output with a header
+    mode: str = "lockstep"
+    pairs_timed_out: list = field(default_factory=list)
 
 
 def _stamp(msg) -> int:
@@ -87,8 +92,9 @@ def _node_command(ns: str, config: Path | None, overrides: dict) -> list[str]:
 
 
 def run_node_on_bag(bag: Path, config: Path | None, overrides: dict, rate: float, quiet_s: float = 4.0,
-                    log_path: Path | None = None) -> Recording:
-    """Start the node, replay the bag into it, record its outputs until it goes quiet."""
+                    log_path: Path | None = None, lockstep: bool = True, pair_timeout_s: float = 60.0) -> Recording:
+    """Start the node, replay the bag into it, record its outputs. Lockstep: until every pair
+    was answered (or timed out); real time: until the node goes quiet for `quiet_s`."""
     import rclpy
     from diagnostic_msgs.msg import DiagnosticArray
     from rclpy.qos import QoSProfile, ReliabilityPolicy
@@ -97,7 +103,8 @@ def run_node_on_bag(bag: Path, config: Path | None, overrides: dict, rate: float
     from ldf_ros.ros.bag_replay import message_class
     from ldf_ros.ros.conversions import image_to_numpy, pointcloud2_to_xyzrgb
 
-    from ldf_ros.config import default_config_path
+    from ldf_ros.config import default_config_path, load_config
+    sync = load_config(config, {k: v for k, v in overrides.items() if k != "use_sim_time"}).sync
     # 640x512 images need the large shared-memory profile (see README); keep the user's own if set
     os.environ.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", str(default_config_path().parent / "fastdds_large_images.xml"))
     ns = "/ldf_eval_" + uuid.uuid4().hex[:8]
@@ -105,12 +112,14 @@ def run_node_on_bag(bag: Path, config: Path | None, overrides: dict, rate: float
     proc = subprocess.Popen(_node_command(ns, config, overrides), stdout=log, stderr=subprocess.STDOUT)
     rclpy.init()
     node = rclpy.create_node("ldf_eval_recorder")
-    rec = Recording()
+    rec = Recording(mode="lockstep" if lockstep else "realtime")
     last_output = [time.monotonic()]
 
     def on_output(topic, msgtype):
         def cb(msg):
             last_output[0] = time.monotonic()
+            if hasattr(msg, "header"):
+                rec.answered.add(_stamp(msg))
             stamp = _stamp(msg) if hasattr(msg, "header") else (max(rec.fused) if rec.fused else 0)
             rec.raw.append((f"/ldf_fusion/{topic}", msgtype, stamp, serialize_message(msg)))
             if topic == "fused/image":
@@ -137,12 +146,14 @@ def run_node_on_bag(bag: Path, config: Path | None, overrides: dict, rate: float
         t_end = time.monotonic() + 1.0
         while time.monotonic() < t_end:
             spin(0.05)
-        player.play(rate=rate, spin=spin)
-        last_output[0] = max(last_output[0], time.monotonic())
-        n_diag = len(rec.diagnostics)
-        while time.monotonic() - last_output[0] < quiet_s or (len(rec.diagnostics) == n_diag and
-                                                              time.monotonic() - last_output[0] < 3 * quiet_s):
-            spin(0.05)
+        step = Lockstep(lambda: len(rec.answered), slop_ns=int(round(sync.slop_s * 1e9)), queue_size=sync.queue_size,
+                        timeout_s=pair_timeout_s) if lockstep else None
+        player.play(rate=rate, spin=spin, lockstep=step)
+        if step is not None:
+            rec.pairs_timed_out = step.timed_out
+            _settle(spin, rec, quiet_s=1.0, limit_s=pair_timeout_s)
+        else:
+            _settle(spin, rec, quiet_s=quiet_s, limit_s=3 * quiet_s, last_output=last_output)
     finally:
         proc.send_signal(2)
         try:
@@ -154,6 +165,20 @@ def run_node_on_bag(bag: Path, config: Path | None, overrides: dict, rate: float
         if log_path:
             log.close()
     return rec
+
+
+def _settle(spin, rec: Recording, quiet_s: float, limit_s: float, last_output: list | None = None) -> None:
+    """Spin until no output came for `quiet_s` and a diagnostics message arrived after the last
+    output (so its counters include every frame), or `limit_s` passed."""
+    last = last_output or [time.monotonic()]
+    n_out, n_diag = len(rec.answered), len(rec.diagnostics)
+    start = time.monotonic()
+    while time.monotonic() - start < limit_s:
+        if len(rec.answered) != n_out:
+            n_out, n_diag, last[0] = len(rec.answered), len(rec.diagnostics), time.monotonic()
+        if time.monotonic() - last[0] >= quiet_s and len(rec.diagnostics) > n_diag:
+            return
+        spin(0.05)
 
 
 def write_output_bag(rec: Recording, path: Path) -> Path:
@@ -174,8 +199,10 @@ def write_output_bag(rec: Recording, path: Path) -> Path:
 
 
 def evaluate_bag(bag: str | Path, out: str | Path, config: str | Path | None = None, variant: str | None = None,
-                 rate: float = 1.0, fusion_metrics_every: int = 1) -> dict:
-    """Run, record, evaluate; returns the summary written to summary.json."""
+                 rate: float = 1.0, fusion_metrics_every: int = 1, lockstep: bool = True,
+                 pair_timeout_s: float = 60.0) -> dict:
+    """Run, record, evaluate; returns the summary written to summary.json. Lockstep (default):
+    every pair is processed; real time (lockstep=False): the bag's timing scaled by `rate`."""
     bag, out = Path(bag), Path(out)
     out.mkdir(parents=True, exist_ok=True)
     inputs = bag_inputs(bag)
@@ -189,13 +216,15 @@ def evaluate_bag(bag: str | Path, out: str | Path, config: str | Path | None = N
         overrides["registration.thermal_to_rgb_translation"] = [float(v) for v in t]
         overrides["registration.thermal_to_rgb_rotation"] = [float(v) for v in q]
     t0 = time.monotonic()
-    rec = run_node_on_bag(bag, Path(config) if config else None, overrides, rate, log_path=out / "node.log")
+    rec = run_node_on_bag(bag, Path(config) if config else None, overrides, rate, log_path=out / "node.log",
+                          lockstep=lockstep, pair_timeout_s=pair_timeout_s)
     wall = time.monotonic() - t0
     if not rec.fused:
         raise RuntimeError(f"the node produced no output for {bag}; see {out / 'node.log'}")
     write_output_bag(rec, out / "output_bag")
     summary = report(rec, inputs, out, fusion_metrics_every)
-    summary.update({"bag": str(bag), "rate": rate, "wall_s": round(wall, 1)})
+    summary.update({"bag": str(bag), "rate": rate, "mode": rec.mode, "wall_s": round(wall, 1),
+                    "pairs_timed_out": len(rec.pairs_timed_out)})
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     (out / "report.md").write_text(markdown_report(summary))
     return summary
@@ -252,7 +281,9 @@ def markdown_report(s: dict) -> str:
     diag = s["diagnostics"]
     stages = [k for k in diag if k.endswith("_ms_median")]
     lines = [f"# Bag evaluation: {s['bag']}", "",
-             f"Replay rate {s['rate']}x; {s['rgb_frames']} RGB and {s['thermal_frames']} thermal frames in; "
+             (f"Replay in lockstep (each pair waits for the node's answer; {s['pairs_timed_out']} timed out); "
+              if s.get("mode") == "lockstep" else f"Replay in real time at {s['rate']}x; ")
+             + f"{s['rgb_frames']} RGB and {s['thermal_frames']} thermal frames in; "
              f"{s['outputs']} fused outputs; dropped stale pairs {diag.get('dropped_stale_pairs', '?')}; "
              f"skipped bad inputs {diag.get('skipped_bad_inputs', '?')}; device {diag.get('device', '?')}; "
              f"variant {diag.get('variant', '?')}.", "",
@@ -271,8 +302,10 @@ def markdown_report(s: dict) -> str:
 
 
 def run_demo(out: str | Path, frames: int = 30, conditions=("day", "night", "fog"), rate: float = 0.5,
-             variant: str | None = None, config: str | Path | None = None, seed: int = 7) -> dict:
-    """The main job: synthetic bags (9 Hz thermal, 30 Hz RGB) -> the real node over DDS -> reports."""
+             variant: str | None = None, config: str | Path | None = None, seed: int = 7,
+             lockstep: bool = True) -> dict:
+    """The main job: synthetic bags (9 Hz thermal, 30 Hz RGB) -> the real node over DDS -> reports.
+    Lockstep (default) evaluates every pair; real time (lockstep=False) replays at `rate`."""
     from ldf_ros.synthetic.bag import write_bag
     from ldf_ros.synthetic.sequence import SequenceSpec
 
@@ -285,23 +318,27 @@ def run_demo(out: str | Path, frames: int = 30, conditions=("day", "night", "fog
         bag = out / cond / "input_bag"
         if not bag.exists():
             write_bag(spec, cond, bag)
-        results[cond] = evaluate_bag(bag, out / cond, config=config, variant=variant, rate=rate)
+        results[cond] = evaluate_bag(bag, out / cond, config=config, variant=variant, rate=rate, lockstep=lockstep)
         print(f"{cond}: {results[cond]['outputs']} outputs -> {out / cond / 'report.md'}")
     (out / "summary.json").write_text(json.dumps(results, indent=2))
-    (out / "report.md").write_text(demo_markdown(results, spec, rate))
+    (out / "report.md").write_text(demo_markdown(results, spec, rate, lockstep))
     return results
 
 
-def demo_markdown(results: dict, spec, rate: float) -> str:
+def demo_markdown(results: dict, spec, rate: float, lockstep: bool = True) -> str:
+    mode = ("in lockstep (each pair waits for the node's answer, so every pair is evaluated)" if lockstep
+            else f"in real time at {rate}x (a slow node drops pairs)")
     lines = ["# ldf_ros demo", "",
              f"Synthetic urban street (seed {spec.seed}), {spec.frames} RGB frames at {spec.rgb_rate_hz:g} Hz, thermal at "
-             f"{spec.thermal_rate_hz:g} Hz (+{spec.thermal_offset_s * 1e3:g} ms), replayed at {rate}x through the "
+             f"{spec.thermal_rate_hz:g} Hz (+{spec.thermal_offset_s * 1e3:g} ms), replayed {mode} through the "
              "fusion node over DDS. Per condition: report.md, panels, output_bag/, points.ply.", "",
-             "| condition | outputs | dropped | EN | SD | SF | Qabf | depth AbsRel | depth d<1.25 | total ms (median) |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "| condition | pairs | outputs | timed out | dropped | EN | SD | SF | Qabf | depth AbsRel | depth d<1.25 "
+             "| total ms (median) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for cond, r in results.items():
         f, d, g = r["fusion"], r["depth"] or {}, r["diagnostics"]
-        lines.append(f"| {cond} | {r['outputs']} | {g.get('dropped_stale_pairs', '?')} | {f.get('EN', float('nan')):.3f} | "
+        lines.append(f"| {cond} | {g.get('pairs', '?')} | {r['outputs']} | {r.get('pairs_timed_out', '?')} | "
+                     f"{g.get('dropped_stale_pairs', '?')} | {f.get('EN', float('nan')):.3f} | "
                      f"{f.get('SD', float('nan')):.2f} | {f.get('SF', float('nan')):.2f} | {f.get('Qabf', float('nan')):.3f} | "
                      f"{d.get('abs_rel', float('nan')):.3f} | {d.get('a1', float('nan')):.3f} | {g.get('total_ms_median', '?')} |")
     return "\n".join(lines) + "\n"

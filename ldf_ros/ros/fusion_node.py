@@ -14,6 +14,7 @@ instead of queueing, so latency and memory stay bounded.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import threading
 import time
@@ -25,18 +26,25 @@ import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.clock import Clock, ClockType
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
+from rclpy.signals import SignalHandlerOptions
 from rclpy.qos import QoSHistoryPolicy, QoSProfile, QoSReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from std_msgs.msg import Header, String
 
 from ldf_ros.config import NODE_NAME, ConfigError, FusionConfig, config_from_flat, config_to_flat, parameter_docs
 from ldf_ros.ros.conversions import camera_info_to_k, image_to_numpy, make_camera_info, numpy_to_image, xyzrgb_to_pointcloud2
-from ldf_ros.ros.image_encoding import ImageEncodingError, to_rgb
+from ldf_ros.ops.camera import intrinsics_problem
+from ldf_ros.ros.image_encoding import ImageEncodingError, check_image_limits, to_rgb
 from ldf_ros.runtime.pairing import ApproximatePairing
 from ldf_ros.runtime.pipeline import STAGES, FusionPipeline, InputError
+from ldf_ros.runtime.monitor import ProblemLog, RateMeter
+from ldf_ros.runtime.worker import LatestWorker
 
 THERMAL_ENCODINGS = ("mono8", "8UC1", "mono16", "16UC1", "32FC1")
+WATCHDOG_PERIOD_S = 1.0
+RESTART_ERROR_HOLD_S = 10.0      # diagnostics stay ERROR this long after the worker was restarted
 RELIABLE = QoSProfile(depth=2, reliability=QoSReliabilityPolicy.RELIABLE, history=QoSHistoryPolicy.KEEP_LAST)
 
 
@@ -55,54 +63,25 @@ def use_message_filters() -> bool:
         return False
 
 
-class RateMeter:
-    """Arrival rate over the last few seconds and time since the last message."""
-
-    def __init__(self, window_s: float = 3.0):
-        self.window_s = window_s
-        self.times: deque[float] = deque()
-        self.count = 0
-
-    def tick(self) -> None:
-        now = time.monotonic()
-        self.times.append(now)
-        self.count += 1
-        while self.times and now - self.times[0] > self.window_s:
-            self.times.popleft()
-
-    def rate_hz(self) -> float:
-        now = time.monotonic()
-        while self.times and now - self.times[0] > self.window_s:
-            self.times.popleft()
-        return len(self.times) / self.window_s
-
-    def silent_s(self) -> float:
-        return time.monotonic() - self.times[-1] if self.times else float("inf")
-
-
 class FusionNode(Node):
     def __init__(self, **kwargs):
         super().__init__(NODE_NAME, **kwargs)
         self.cfg = self._read_parameters()
+        self.problems = ProblemLog(self._log)
         self.pipeline = FusionPipeline(self.cfg, log=self._log)
         self.meters = {"rgb": RateMeter(), "thermal": RateMeter(), "pairs": RateMeter(), "processed": RateMeter()}
-        self.drops = 0
-        self.bad_inputs = 0
-        self.failures = 0
-        self._logged: set[str] = set()
         self.stage_ms: dict[str, deque] = {s: deque(maxlen=200) for s in STAGES + ("total", "age")}
         self.infos: dict[str, CameraInfo | None] = {"rgb": None, "thermal": None}
-        self._mailbox = None
-        self._cv = threading.Condition()
-        self._running = True
+        self._restarted_at = -float("inf")
         self._make_publishers()
         self._make_subscriptions()
+        steady = Clock(clock_type=ClockType.STEADY_TIME)   # a paused /clock must not stop these
         if self.cfg.outputs.diagnostics:
-            # steady clock: with use_sim_time a paused /clock must not silence the diagnostics
-            self.create_timer(self.cfg.outputs.diagnostics_period_s, self._publish_diagnostics,
-                              clock=Clock(clock_type=ClockType.STEADY_TIME))
-        self._worker = threading.Thread(target=self._work, name="ldf_fusion_worker", daemon=True)
-        self._worker.start()
+            self.create_timer(self.cfg.outputs.diagnostics_period_s, self._publish_diagnostics, clock=steady)
+        self.worker = LatestWorker(self._process, self._on_worker_error, name="ldf_fusion_worker",
+                                   warmup=lambda: self.pipeline.warmup(640, 512))
+        self.create_timer(WATCHDOG_PERIOD_S, self._watchdog, clock=steady)
+        self.worker.start()
         self.get_logger().info(
             f"ldf_fusion up: variant={self.pipeline.variant} device={self.pipeline.device} "
             f"pairing={'message_filters' if self._with_message_filters else 'builtin'} slop={self.cfg.sync.slop_s}s "
@@ -116,19 +95,40 @@ class FusionNode(Node):
         for key, value in defaults.items():
             self.declare_parameter(key, value, ParameterDescriptor(description=docs[key], dynamic_typing=True))
         overrides = getattr(self, "_parameter_overrides", {}) or {}
-        unknown = sorted(k for k in overrides if k not in defaults and k != "use_sim_time")
+        unknown = sorted(k for k in overrides if k not in defaults and not _is_rclpy_parameter(k))
         if unknown:
             raise ConfigError(f"{unknown[0]}: unknown parameter, expected one of {', '.join(defaults)}")
         return config_from_flat({k: self.get_parameter(k).value for k in defaults})
 
     def _log(self, level: str, msg: str) -> None:
-        levels = {"info": "info", "warn": "warning", "warning": "warning", "error": "error"}
-        getattr(self.get_logger(), levels.get(level, "info"))(msg)
+        # one call site per severity: rclpy refuses a severity change at the same call site
+        logger = self.get_logger()
+        if level == "error":
+            logger.error(msg)
+        elif level in ("warn", "warning"):
+            logger.warning(msg)
+        else:
+            logger.info(msg)
 
-    def _log_once(self, key: str, level: str, msg: str) -> None:
-        if key not in self._logged:
-            self._logged.add(key)
-            self._log(level, msg)
+    def _on_worker_error(self, exc: BaseException, where: str) -> None:
+        """Worker thread: a pair failed (or the warm-up, or the thread itself): log once per reason."""
+        if not self.worker.running:
+            return                                   # shutting down: publishers may be gone
+        detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+        if where == "process":
+            reason = f"processing failed ({detail}); pair skipped"
+        elif where == "warmup":
+            reason = f"warm-up failed ({detail}); the first frames may be slow"
+        else:
+            reason = f"worker thread ended ({detail}); the watchdog restarts it"
+        if self.problems.report("failure", "error", reason) and where == "process":
+            self.get_logger().debug(traceback.format_exc())
+
+    def _watchdog(self) -> None:
+        if self.worker.ensure_alive():
+            self._restarted_at = time.monotonic()
+            self._log("error", f"fusion worker had stopped ({self.worker.last_death or 'unknown cause'}); restarted "
+                               f"({self.worker.counters.restarts} restarts so far)")
 
     # --- wiring -----------------------------------------------------------------------------
     def _make_publishers(self) -> None:
@@ -161,8 +161,8 @@ class FusionNode(Node):
             self.create_subscription(Image, t.thermal_image, lambda m: self._on_image(1, "thermal", m), qos)
         if t.use_camera_info:
             info_qos = QoSProfile(depth=1, reliability=QoSReliabilityPolicy.BEST_EFFORT, history=QoSHistoryPolicy.KEEP_LAST)
-            self.create_subscription(CameraInfo, t.rgb_info, lambda m: self.infos.__setitem__("rgb", m), info_qos)
-            self.create_subscription(CameraInfo, t.thermal_info, lambda m: self.infos.__setitem__("thermal", m), info_qos)
+            self.create_subscription(CameraInfo, t.rgb_info, lambda m: self._on_info("rgb", m), info_qos)
+            self.create_subscription(CameraInfo, t.thermal_info, lambda m: self._on_info("thermal", m), info_qos)
         else:
             self.get_logger().info("topics.use_camera_info is false: intrinsics from registration.rgb_k / thermal_k")
 
@@ -170,41 +170,42 @@ class FusionNode(Node):
         self.meters[name].tick()
         self._pairing.add(index, _stamp_ns(msg), msg)
 
+    def _on_info(self, cam: str, msg: CameraInfo) -> None:
+        """Keep the newest usable CameraInfo; a broken one is reported and the last good one kept."""
+        if not any(msg.k):
+            self.infos[cam] = msg                      # all zeros: uncalibrated, use the config
+            return
+        problem = intrinsics_problem(camera_info_to_k(msg))
+        if problem:
+            self.problems.report("camera_info", "warn", f"ignoring {cam} CameraInfo: {problem}; keeping "
+                                 + ("the last valid one" if self.infos[cam] is not None else f"registration.{cam}_k"))
+            return
+        self.infos[cam] = msg
+
     def _on_pair(self, rgb_msg: Image, thermal_msg: Image) -> None:
         """Executor thread: hand the newest pair to the worker; a pair still waiting is stale."""
         self.meters["pairs"].tick()
-        with self._cv:
-            if self._mailbox is not None:
-                self.drops += 1
-            self._mailbox = (rgb_msg, thermal_msg)
-            self._cv.notify()
+        self.worker.submit((rgb_msg, thermal_msg))
 
     # --- worker -----------------------------------------------------------------------------
-    def _work(self) -> None:
-        try:
-            self.pipeline.warmup(640, 512)
-        except Exception as exc:  # noqa: BLE001 - warm-up problems show again on real frames
-            self._log("warn", f"warm-up failed: {exc}")
-        while True:
-            with self._cv:
-                while self._mailbox is None and self._running:
-                    self._cv.wait(timeout=0.5)
-                if not self._running:
-                    return
-                pair, self._mailbox = self._mailbox, None
-            self._process(*pair)
+    def _decode(self, msg: Image, name: str, encodings: tuple[str, ...] | None) -> np.ndarray:
+        lim = self.cfg.limits
+        check_image_limits(len(msg.data), msg.height, msg.width, lim.max_width, lim.max_height,
+                           lim.max_aspect, lim.max_bytes)
+        if encodings is not None and msg.encoding not in encodings:
+            raise ImageEncodingError(f"{name} encoding '{msg.encoding}' is not single channel "
+                                     f"(expected one of {', '.join(encodings)})")
+        return image_to_numpy(msg)
 
-    def _process(self, rgb_msg: Image, thermal_msg: Image) -> None:
+    def _process(self, pair: tuple[Image, Image]) -> None:
+        rgb_msg, thermal_msg = pair
         t0 = time.perf_counter()
         try:
-            rgb = to_rgb(image_to_numpy(rgb_msg), rgb_msg.encoding)
+            rgb = to_rgb(self._decode(rgb_msg, "rgb", None), rgb_msg.encoding)
         except ImageEncodingError as exc:
             return self._bad_input("rgb", str(exc))
         try:
-            if thermal_msg.encoding not in THERMAL_ENCODINGS:
-                raise ImageEncodingError(f"thermal encoding '{thermal_msg.encoding}' is not single channel "
-                                         f"(expected one of {', '.join(THERMAL_ENCODINGS)})")
-            thermal = image_to_numpy(thermal_msg)
+            thermal = self._decode(thermal_msg, "thermal", THERMAL_ENCODINGS)
         except ImageEncodingError as exc:
             return self._bad_input("thermal", str(exc))
         k_rgb = self._intrinsics("rgb", rgb.shape, self.cfg.registration.rgb_k, self.cfg.topics.rgb_info)
@@ -213,11 +214,8 @@ class FusionNode(Node):
             result = self.pipeline.process(rgb, thermal, k_rgb, k_th)
         except InputError as exc:
             return self._bad_input("pair", str(exc))
-        except Exception as exc:  # noqa: BLE001 - the node must outlive a bad frame
-            self.failures += 1
-            self._log_once(f"fail:{type(exc).__name__}", "error",
-                           f"processing failed ({type(exc).__name__}: {exc}); frame skipped\n{traceback.format_exc()}")
-            return
+        if not self.worker.running:
+            return                                   # shutting down: do not publish into a closing context
         header = Header(stamp=rgb_msg.header.stamp, frame_id=self.cfg.frames.rgb_optical_frame or rgb_msg.header.frame_id)
         self._publish(result, header, k_rgb, rgb.shape)
         self.meters["processed"].tick()
@@ -228,21 +226,20 @@ class FusionNode(Node):
         self.stage_ms["age"].append(age)
 
     def _bad_input(self, source: str, reason: str) -> None:
-        self.bad_inputs += 1
-        self._log_once(f"{source}:{reason}", "warn", f"skipping {source} input: {reason}")
+        self.problems.report(source, "warn", f"skipping {source} input: {reason}")
 
     def _intrinsics(self, cam: str, shape, fallback: list, topic: str) -> np.ndarray:
         """K from the latest CameraInfo (scaled if its size differs from the image), else config."""
         info = self.infos[cam]
         if info is None or not any(info.k):
             if self.cfg.topics.use_camera_info:
-                self._log_once(f"noinfo:{cam}", "warn", f"no CameraInfo on {self.resolve_topic_name(topic)} yet: "
+                self.problems.note("warn", f"no CameraInfo on {self.resolve_topic_name(topic)} yet: "
                                                         f"using registration.{cam}_k from the config")
             return np.asarray(fallback, dtype=np.float64).reshape(3, 3)
         k = camera_info_to_k(info)
         h, w = shape[:2]
         if info.width and info.height and (info.width, info.height) != (w, h):
-            self._log_once(f"scale:{cam}", "warn", f"{cam} CameraInfo is {info.width}x{info.height} but images are "
+            self.problems.note("warn", f"{cam} CameraInfo is {info.width}x{info.height} but images are "
                                                    f"{w}x{h}: scaling the intrinsics")
             k = k.copy()
             k[0] *= w / info.width
@@ -277,54 +274,80 @@ class FusionNode(Node):
 
     # --- diagnostics ------------------------------------------------------------------------
     def _publish_diagnostics(self) -> None:
+        if not self.worker.running:
+            return
+        self.pub_diag.publish(DiagnosticArray(header=Header(stamp=self.get_clock().now().to_msg()),
+                                              status=[self._status()]))
+
+    def _status(self) -> DiagnosticStatus:
         status = DiagnosticStatus(name=f"{self.get_name()}: fusion pipeline", hardware_id=self.pipeline.device)
         level, notes = DiagnosticStatus.OK, []   # levels are bytes constants; max() orders them
+        if not self.worker.alive():
+            level = DiagnosticStatus.ERROR
+            notes.append("fusion worker stopped")
+        elif time.monotonic() - self._restarted_at < RESTART_ERROR_HOLD_S:
+            level = DiagnosticStatus.ERROR
+            notes.append(f"fusion worker restarted ({self.worker.last_death})")
         stall = self.cfg.sync.stall_timeout_s
         for name in ("rgb", "thermal"):
             if self.meters[name].silent_s() > stall:
-                level = DiagnosticStatus.WARN
+                level = max(level, DiagnosticStatus.WARN)
                 notes.append(f"{name} input stalled")
         if self.pipeline.problems:
             level = max(level, DiagnosticStatus.WARN)
             notes.append("degraded: " + "; ".join(self.pipeline.problems))
         status.level = level
         status.message = ", ".join(notes) or "ok"
+        c, bad = self.worker.counters, self.problems.by_kind
         values = {"rgb_rate_hz": f"{self.meters['rgb'].rate_hz():.1f}",
                   "thermal_rate_hz": f"{self.meters['thermal'].rate_hz():.1f}",
                   "pair_rate_hz": f"{self.meters['pairs'].rate_hz():.1f}",
                   "output_rate_hz": f"{self.meters['processed'].rate_hz():.1f}",
-                  "pairs": str(self.meters["pairs"].count), "dropped_stale_pairs": str(self.drops),
-                  "skipped_bad_inputs": str(self.bad_inputs), "failed_frames": str(self.failures),
+                  "pairs": str(self.meters["pairs"].count), "outputs": str(self.meters["processed"].count),
+                  "dropped_stale_pairs": str(c.dropped),
+                  "skipped_bad_inputs": str(sum(bad[k] for k in ("rgb", "thermal", "pair"))),
+                  "ignored_camera_info": str(bad["camera_info"]), "failed_frames": str(bad["failure"]),
+                  "worker_restarts": str(c.restarts), "last_problem": self.problems.last[:200],
                   "device": self.pipeline.device, "variant": self.pipeline.variant}
         for stage, samples in self.stage_ms.items():
             if samples:
                 values[f"{stage}_ms_median"] = f"{float(np.median(samples)):.1f}"
         status.values = [KeyValue(key=k, value=v) for k, v in values.items()]
-        msg = DiagnosticArray(status=[status])
-        msg.header.stamp = self.get_clock().now().to_msg()
-        self.pub_diag.publish(msg)
+        return status
 
-    def stop(self) -> None:
-        with self._cv:
-            self._running = False
-            self._cv.notify()
-        self._worker.join(timeout=5.0)
+    def stop(self, timeout_s: float = 10.0) -> bool:
+        """Finish the frame in progress and end the worker; True when it has ended."""
+        return self.worker.stop(timeout_s)
+
+
+def _is_rclpy_parameter(name: str) -> bool:
+    """Parameters rclpy itself declares (a `ros2 param dump` file carries them)."""
+    return name in ("use_sim_time", "start_type_description_service") or name.startswith("qos_overrides.")
 
 
 def main(args=None) -> int:
-    rclpy.init(args=args)
+    """Spin until SIGINT or SIGTERM; then stop the worker before the context goes away, exit 0."""
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
     try:
         node = FusionNode()
     except ConfigError as exc:
         print(f"[{NODE_NAME}] configuration error: {exc}", file=sys.stderr)
         rclpy.try_shutdown()
         return 2
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
     try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
+        while not stop.is_set() and rclpy.ok():
+            executor.spin_once(timeout_sec=0.1)
+    except ExternalShutdownException:
         pass
     finally:
-        node.stop()
+        if not node.stop():
+            node.get_logger().warning("the worker did not finish its frame in time; exiting anyway")
+        executor.remove_node(node)
         node.destroy_node()
         rclpy.try_shutdown()
     return 0

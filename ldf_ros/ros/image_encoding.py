@@ -55,6 +55,20 @@ def check_image_fields(nbytes: int, height: int, width: int, encoding: str, step
     return dtype, channels, row_bytes
 
 
+def check_image_limits(nbytes: int, height: int, width: int, max_width: int, max_height: int,
+                       max_aspect: float, max_bytes: int) -> None:
+    """Reject images beyond the configured limits before anything is allocated for them
+    (a 20000x20000 claim, a 1x100000 strip), with the limit named."""
+    if width > max_width or height > max_height:
+        raise ImageEncodingError(f"image {width}x{height} exceeds limits.max_width x limits.max_height "
+                                 f"({max_width}x{max_height})")
+    if width > 0 and height > 0 and max(width / height, height / width) > max_aspect:
+        raise ImageEncodingError(f"image {width}x{height} has aspect ratio {max(width / height, height / width):.1f}, "
+                                 f"above limits.max_aspect ({max_aspect:g})")
+    if nbytes > max_bytes:
+        raise ImageEncodingError(f"image data of {nbytes} bytes exceeds limits.max_bytes ({max_bytes})")
+
+
 def encode_image(arr: np.ndarray, encoding: str) -> tuple[bytes, int, int, int]:
     """Encode an array for an Image message: returns (data, height, width, step), little endian."""
     if encoding not in ENCODINGS:

@@ -16,6 +16,7 @@ from typing import Callable
 import numpy as np
 
 from ldf_ros.config import FusionConfig, resolve_path
+from ldf_ros.ops.camera import intrinsics_problem
 from ldf_ros.runtime.caption import make_caption
 from ldf_ros.runtime.pointcloud import depth_to_pointcloud
 from ldf_ros.runtime.registration import Extrinsic, ThermalRegistration
@@ -60,6 +61,12 @@ def check_pair(rgb: np.ndarray, thermal: np.ndarray) -> None:
         raise InputError(f"thermal image must be single channel, got shape {thermal.shape}")
     if rgb.size == 0 or thermal.size == 0:
         raise InputError("empty image")
+
+
+def check_intrinsics(name: str, k: np.ndarray | None) -> None:
+    """InputError naming the camera when its K is not a pinhole camera (None is allowed: config)."""
+    if k is not None and (problem := intrinsics_problem(k)):
+        raise InputError(f"{name} intrinsics: {problem}")
 
 
 class FusionPipeline:
@@ -130,6 +137,8 @@ class FusionPipeline:
         registration; the depth networks then take the RGB camera to be the one they learned on,
         as a configured placeholder must not rescale depth)."""
         check_pair(rgb, thermal)
+        check_intrinsics("RGB", k_rgb)
+        check_intrinsics("thermal", k_thermal)
         k_depth = k_rgb
         if k_rgb is None:
             k_rgb = np.asarray(self.cfg.registration.rgb_k, dtype=np.float64).reshape(3, 3)
