@@ -10,7 +10,8 @@ import sys
 from pathlib import Path
 from typing import Callable
 
-from ldf_ros.config import ConfigError, config_to_flat, default_config_path, load_config, parameter_docs
+from ldf_ros.config import (ConfigError, config_to_flat, default_config_path, load_config, package_root, parameter_docs,
+                             resolve_path)
 
 
 def comma_list(text: str) -> tuple[str, ...]:
@@ -166,6 +167,8 @@ def cmd_eval_depth(args: argparse.Namespace) -> int:
     from ldf_ros.models.depth_net import load_depth_net
     from ldf_ros.runtime.depth import DepthPredictor
 
+    if args.ordinal:
+        return _eval_ordinal(args)
     predictors, paths = {}, {}
     for item in args.models.split(","):
         name, _, path = item.rpartition("=")
@@ -183,6 +186,32 @@ def cmd_eval_depth(args: argparse.Namespace) -> int:
     print()
     print(worst_frames_markdown(worst))
     print(f"wrote {args.out}/report.md, metrics.csv, summary.json, panel_*.png")
+    return 0
+
+
+def _eval_ordinal(args: argparse.Namespace) -> int:
+    """--ordinal: WHDR of each branch and the published depth on human-labelled real pairs."""
+    from ldf_ros.evaluation.ordinal import draw_sheets, evaluate_ordinal, load_pairs, summary_markdown
+
+    pairs = load_pairs(args.ordinal)
+    root = Path(args.root) if args.root else package_root().parent / "shared" / "datasets"
+    if args.draw_only:
+        written = draw_sheets(pairs, root, args.out)
+        print(f"drew {len(pairs)} pairs on {len(written)} images in {args.out}")
+        return 0
+    vis, th = (args.models.split(",") + [""])[:2]
+    weights = {"model.depth_visible_weights": str(Path(vis).resolve()), "model.depth_thermal_weights": str(Path(th).resolve())}
+    pipe = _pair_pipeline("classical", args.config, weights, depth=True)
+    if not (pipe.depth_visible and pipe.depth_thermal):
+        raise ValueError(f"--ordinal needs a visible and a thermal depth model: {'; '.join(pipe.problems)}")
+
+    def depths(rgb, ir):
+        r = pipe.process(rgb, ir, None, None)
+        return {"visible branch": r.depth_visible, "thermal branch": r.depth_thermal, "published": r.depth}
+
+    result = evaluate_ordinal(pairs, root, depths, args.out, panel_method="published")
+    print(summary_markdown(result["summary"]))
+    print(f"wrote {args.out}/report.md, rows.csv, summary.json, worst_*.png")
     return 0
 
 
@@ -292,6 +321,13 @@ def _setup_eval(p: argparse.ArgumentParser) -> None:
                         "(registration, thermal window, blend) on the test streets")
     d.add_argument("--rig-frames", type=int, default=6, help="--rig: frames per street and condition (0.5 s apart)")
     d.add_argument("--config", default=None, help="--rig: parameters file of the node (default config/fusion.yaml)")
+    d.add_argument("--ordinal", type=Path, default=None,
+                   help="real images instead: WHDR on human ordinal pairs (e.g. data/ordinal_depth/pairs.csv) for the "
+                        "visible branch, the thermal branch and the published depth (--models VIS,THERMAL), beside the "
+                        "prior 'lower is nearer'")
+    d.add_argument("--root", default=None, help="--ordinal: dataset root the image paths are relative to "
+                                                "(default: ../shared/datasets beside the repo)")
+    d.add_argument("--draw-only", action="store_true", help="--ordinal: only draw the pairs on their images (to check labels)")
     d.add_argument("--out", type=Path, default=Path("out/eval_depth"), help="report folder")
     d.set_defaults(func=cmd_eval_depth)
 
@@ -442,6 +478,43 @@ def _setup_demo(p: argparse.ArgumentParser) -> None:
     p.set_defaults(func=cmd_demo)
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    """Depth checkpoints -> ONNX files, each checked with onnxruntime against PyTorch."""
+    import numpy as np
+    import torch
+
+    from ldf_ros.models.depth_net import load_depth_net
+    from ldf_ros.models.onnx_export import export_depth_onnx
+    from ldf_ros.runtime.depth import DepthPredictor
+    from ldf_ros.runtime.onnx_depth import OnnxDepthPredictor, OnnxDepthSettings
+
+    for item in comma_list(args.models):
+        net = load_depth_net(resolve_path(item))
+        path = export_depth_onnx(net, args.out / (Path(item).stem + ".onnx"))
+        cfg = net.cfg
+        settings = OnnxDepthSettings(cfg.input_width, cfg.input_height, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0), "metric",
+                                     provider="cpu", min_depth=cfg.min_depth, max_depth=cfg.max_depth)
+        rng = np.random.default_rng(0)
+        shape = (cfg.input_height, cfg.input_width) + ((3,) if cfg.modality == "visible" else ())
+        image = rng.integers(0, 255, shape, dtype=np.uint8)
+        with torch.no_grad():
+            ref = DepthPredictor(net)(image)
+        got = OnnxDepthPredictor(path, cfg.modality, settings)(image)
+        print(f"{path}: {cfg.modality} depth, input 1x{cfg.in_channels}xHxW in [0,1] (dynamic H, W), output meters; "
+              f"onnxruntime vs torch max |diff| {float(np.max(np.abs(got - ref))):.2e} m; use it with "
+              f"onnx_depth.output: metric, mean [0,0,0], std [1,1,1], input {cfg.input_width}x{cfg.input_height}, "
+              f"focal_px {cfg.focal_px:g}")
+    return 0
+
+
+def _setup_export(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--format", choices=["onnx"], default="onnx")
+    p.add_argument("--models", default="models/depth_visible_student.safetensors,models/depth_thermal_student.safetensors",
+                   help="comma list of depth checkpoints")
+    p.add_argument("--out", type=Path, required=True, help="output folder")
+    p.set_defaults(func=cmd_export)
+
+
 _REGISTRY: list[tuple[str, str, Callable[[argparse.ArgumentParser], None]]] = [
     ("config", "validate a config file and print its parameters", _setup_config),
     ("synth", "generate synthetic RGB-thermal-depth sequences (folders, bags)", _setup_synth),
@@ -451,6 +524,7 @@ _REGISTRY: list[tuple[str, str, Callable[[argparse.ArgumentParser], None]]] = [
     ("replay", "publish a bag over DDS with /clock (like ros2 bag play)", _setup_replay),
     ("eval-bag", "run the node on a bag: output bag, report, panels, PLY", _setup_eval_bag),
     ("demo", "the main job: synthetic day/night/fog bags through the node over DDS", _setup_demo),
+    ("export", "export the depth networks to ONNX (checked with onnxruntime)", _setup_export),
     ("bench", "measure speed: per-stage pipeline latency (default) or synthetic world generation", _setup_bench),
 ]
 

@@ -115,6 +115,21 @@ class OutputsConfig:
 
 
 @dataclass(frozen=True)
+class OnnxDepthConfig:
+    input_width: int = _spec(518, doc="ONNX depth models (a model.depth_*_weights ending in .onnx): input width (pixels)", lo=8, hi=4096)
+    input_height: int = _spec(518, doc="ONNX depth models: input height (pixels)", lo=8, hi=4096)
+    mean: list = _spec([0.485, 0.456, 0.406], doc="ONNX depth models: per-channel mean subtracted from [0,1] RGB", length=3)
+    std: list = _spec([0.229, 0.224, 0.225], doc="ONNX depth models: per-channel std dividing [0,1] RGB", length=3)
+    output: str = _spec("inverse_relative", doc="ONNX depth models: what the output is (relative inverse depth is put in "
+                        "meters by the road plane and onnx_depth.camera_height_m)", choices=["inverse_relative", "metric"])
+    camera_height_m: float = _spec(1.5, doc="camera height above the road (m), for relative ONNX depth", lo=0.0, lo_open=True)
+    focal_px: float = _spec(0.0, doc="metric ONNX depth: the focal length at the input size the model assumes (0: no rescaling)", lo=0.0)
+    provider: str = _spec("auto", doc="onnxruntime execution provider (auto: TensorRT, CUDA, CPU, the first present)",
+                          choices=["auto", "cpu", "cuda", "tensorrt"])
+    engine_cache_dir: str = _spec("", doc="TensorRT engine cache folder (built once, reused at the next start)")
+
+
+@dataclass(frozen=True)
 class LimitsConfig:
     max_width: int = _spec(4096, doc="images wider than this are rejected at decode (pixels)", lo=1, hi=65535)
     max_height: int = _spec(4096, doc="images taller than this are rejected at decode (pixels)", lo=1, hi=65535)
@@ -136,6 +151,7 @@ class FusionConfig:
     frames: FramesConfig = field(default_factory=FramesConfig)
     outputs: OutputsConfig = field(default_factory=OutputsConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
+    onnx_depth: OnnxDepthConfig = field(default_factory=OnnxDepthConfig)
 
     def __post_init__(self):
         _check_cross_fields(self)

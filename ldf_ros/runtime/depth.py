@@ -104,6 +104,11 @@ class DepthPredictor:
         self.model.to(self.dtype)
         self.modality = model.cfg.modality
 
+    @property
+    def input_aspect(self) -> float:
+        """Width / height of the network's input (the thermal window is cut to it)."""
+        return self.model.cfg.input_width / self.model.cfg.input_height
+
     @torch.inference_mode()
     def predict_tensor(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) in [0, 1] at any size -> (B, 1, H, W) depth in meters."""

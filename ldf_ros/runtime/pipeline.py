@@ -104,16 +104,31 @@ class FusionPipeline:
         for modality in ("visible", "thermal"):
             path = resolve_path(getattr(self.cfg.model, f"depth_{modality}_weights"))
             try:
-                from ldf_ros.models.depth_net import load_depth_net
-                from ldf_ros.runtime.depth import DepthPredictor
-                predictor = DepthPredictor(load_depth_net(path, modality), self.device, self.cfg.runtime.fp16)
-                setattr(self, f"depth_{modality}", predictor)
+                setattr(self, f"depth_{modality}", self._depth_predictor(path, modality))
             except CheckpointError as exc:
                 self._problem(f"{modality} depth disabled: {exc}")
         self.fusion, problem = load_fusion_backend(self.cfg, self.device)
         if problem:
             self._problem(problem)
         self.variant = self.fusion.name
+
+    def _depth_predictor(self, path, modality: str):
+        """A shipped-style checkpoint, or an ONNX model (`onnx_depth` settings) for a .onnx file."""
+        from ldf_ros.models.checkpoint import CheckpointError
+        if str(path).endswith(".onnx"):
+            from ldf_ros.runtime.onnx_depth import OnnxDepthError, OnnxDepthPredictor, OnnxDepthSettings
+            try:
+                settings = OnnxDepthSettings.from_config(self.cfg.onnx_depth, self.cfg.runtime.fp16)
+                predictor = OnnxDepthPredictor(path, modality, settings)
+            except OnnxDepthError as exc:
+                raise CheckpointError(str(exc)) from exc
+            if predictor.problem:
+                self._problem(f"{modality} depth: {predictor.problem}")
+            self.log("info", f"{modality} depth: ONNX model {path} on {predictor.providers[0]}")
+            return predictor
+        from ldf_ros.models.depth_net import load_depth_net
+        from ldf_ros.runtime.depth import DepthPredictor
+        return DepthPredictor(load_depth_net(path, modality), self.device, self.cfg.runtime.fp16)
 
     def _problem(self, msg: str) -> None:
         self.problems.append(msg)
@@ -199,8 +214,7 @@ class FusionPipeline:
             return self._branch(self.depth_thermal, thermal01, k_rgb, None)
         if self._window_for is not valid:      # the registration reuses its mask per geometry
             from ldf_ros.runtime.depth import largest_window
-            cfg = self.depth_thermal.model.cfg
-            self._window = largest_window(valid, cfg.input_width / cfg.input_height)
+            self._window = largest_window(valid, self.depth_thermal.input_aspect)
             self._window_for = valid
             if self._window is None:
                 self.log("warn", "thermal depth skipped: the thermal camera's view of the RGB frame is too small "
