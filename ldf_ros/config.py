@@ -69,6 +69,8 @@ class RuntimeConfig:
     depth_flip_consistency: bool = _spec(True, doc="run each depth branch on the image and its mirror: publish their "
                                          "geometric mean and weight the blend by how well each branch agrees with "
                                          "itself (twice the depth networks' cost)")
+    depth_min_confidence: float = _spec(0.0, doc="publish NaN depth where its confidence (agreement with itself under "
+                                        "mirroring, needs depth_flip_consistency) is below this", lo=0.0, hi=1.0)
 
 
 @dataclass(frozen=True)
@@ -107,6 +109,7 @@ class FramesConfig:
 class OutputsConfig:
     fused: bool = _spec(True, doc="publish ~/fused/image and ~/fused/camera_info")
     depth: bool = _spec(True, doc="publish ~/depth/image and ~/depth/camera_info")
+    depth_confidence: bool = _spec(True, doc="publish ~/depth/confidence (32FC1 in [0,1], with depth_flip_consistency)")
     points: bool = _spec(True, doc="publish ~/points")
     caption: bool = _spec(True, doc="publish ~/caption")
     thermal_registered: bool = _spec(False, doc="publish ~/thermal/registered (mono8, thermal on the RGB grid)")

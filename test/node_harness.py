@@ -46,6 +46,7 @@ class Outputs:
     fused_info: list = field(default_factory=list)
     depth: list = field(default_factory=list)
     depth_info: list = field(default_factory=list)
+    confidence: list = field(default_factory=list)
     points: list = field(default_factory=list)
     caption: list = field(default_factory=list)
     diagnostics: list = field(default_factory=list)
@@ -72,6 +73,7 @@ class NodeHarness:
         out_ns = f"{self.ns}/ldf_fusion"
         for name, msg_type, topic in [("fused", Image, "fused/image"), ("fused_info", CameraInfo, "fused/camera_info"),
                                       ("depth", Image, "depth/image"), ("depth_info", CameraInfo, "depth/camera_info"),
+                                      ("confidence", Image, "depth/confidence"),
                                       ("points", PointCloud2, "points"), ("caption", String, "caption")]:
             self.node.create_subscription(msg_type, f"{out_ns}/{topic}", self._collector(name), RELIABLE)
         self.node.create_subscription(DiagnosticArray, "/diagnostics", self._diag, 10)

@@ -197,13 +197,15 @@ def test_spread_is_the_disagreement_of_the_image_and_its_mirror():
 
 
 def test_blend_uses_visible_outside_the_thermal_field_of_view():
-    dark = np.zeros((32, 32, 3), np.uint8)
-    dv, dt = np.full((32, 32), 10.0, np.float32), np.full((32, 32), 20.0, np.float32)
-    valid = np.zeros((32, 32), bool)
+    dark = np.zeros((32, 96, 3), np.uint8)
+    dv, dt = np.full((32, 96), 10.0, np.float32), np.full((32, 96), 20.0, np.float32)
+    valid = np.zeros((32, 96), bool)
     valid[:, 16:] = True
     out = blend_depths(dv, dt, dark, valid)
     np.testing.assert_allclose(out[:, :16], 10.0, rtol=1e-5)
-    np.testing.assert_allclose(out[:, 16:], 20.0, rtol=1e-5)
+    np.testing.assert_allclose(out[:, 16 + 25:], 20.0, rtol=1e-5)       # the thermal branch inside its view
+    ramp = out[0, 15:16 + 25]                                           # feathered in: no seam at the edge
+    assert np.all(np.diff(ramp) >= 0) and np.max(np.diff(np.log(ramp))) < np.log(2.0) / 10
 
 
 def test_distillation_gate_follows_whoever_is_right():

@@ -58,7 +58,7 @@ def test_pairs_in_every_output_out(harness_factory, depth_weights):
         assert h.wait_fused(stamp), h.stop()
     assert h.spin_until(lambda: len(h.out.points) == len(sent) and len(h.out.caption) == len(sent), 30), h.stop()
     assert sorted(stamp_of(m) for m in h.out.fused) == sent
-    for name in ("fused_info", "depth", "depth_info", "points"):
+    for name in ("fused_info", "depth", "depth_info", "confidence", "points"):
         assert sorted(stamp_of(m) for m in getattr(h.out, name)) == sent, name
     for m in h.out.fused:
         assert (m.encoding, m.width, m.height, m.header.frame_id) == ("rgb8", 640, 512, "rgb_optical_frame")
@@ -67,6 +67,9 @@ def test_pairs_in_every_output_out(harness_factory, depth_weights):
         assert (m.encoding, m.width, m.height, m.header.frame_id) == ("32FC1", 640, 512, "rgb_optical_frame")
         d = image_to_numpy(m)
         assert np.isfinite(d).all() and (d > 0).all()       # untrained net: still meters in range
+    for m in h.out.confidence:
+        c = image_to_numpy(m)
+        assert m.encoding == "32FC1" and c.shape == (512, 640) and ((c > 0) & (c <= 1)).all()
     for m in h.out.fused_info + h.out.depth_info:
         np.testing.assert_allclose(np.reshape(m.k, (3, 3)), K_RGB)
     xyz, rgb_pts = pointcloud2_to_xyzrgb(h.out.points[0])

@@ -207,3 +207,28 @@ def test_thermal_depth_covers_exactly_the_window_the_thermal_camera_sees():
     res = pipe.process(rgb, thermal, None, None)
     assert res.depth_thermal is None and np.isfinite(res.depth).all()
     assert any("thermal depth skipped" in msg for _, msg in logs)
+
+
+def test_published_depth_confidence_and_the_nan_floor():
+    """The published depth carries a confidence from the branches' image-vs-mirror spreads;
+    with runtime.depth_min_confidence, values below it are NaN (never a confident guess)."""
+    from ldf_ros.config import load_config
+    from ldf_ros.runtime.depth import CONFIDENCE_SPREAD
+    from ldf_ros.runtime.pipeline import FusionPipeline
+
+    base = {"model.variant": "classical", "outputs.points": False, "runtime.warmup_runs": 0, "registration.mode": "identity"}
+    rng = np.random.default_rng(0)
+    rgb = rng.integers(0, 255, (128, 160, 3), dtype=np.uint8)
+    thermal = rng.integers(29000, 31000, (128, 160)).astype(np.uint16)
+    res = FusionPipeline(load_config(None, base)).process(rgb, thermal, None, None)
+    conf = res.depth_confidence
+    assert conf.shape == (128, 160) and conf.dtype == np.float32 and ((conf > 0) & (conf <= 1)).all()
+    sv, st = res.depth_spreads                      # the published spread lies between the branches'
+    spread = -np.log(conf) * CONFIDENCE_SPREAD
+    assert np.all(spread <= np.maximum(sv, st) + 1e-4) and np.all(spread >= np.minimum(sv, st) - 1e-4)
+    floor = float(np.median(conf))
+    masked = FusionPipeline(load_config(None, {**base, "runtime.depth_min_confidence": floor})).process(rgb, thermal, None, None)
+    np.testing.assert_array_equal(np.isnan(masked.depth), conf < floor)
+    np.testing.assert_allclose(masked.depth[conf >= floor], res.depth[conf >= floor])
+    single = FusionPipeline(load_config(None, {**base, "runtime.depth_flip_consistency": False})).process(rgb, thermal, None, None)
+    assert single.depth_confidence is None and np.isfinite(single.depth).all()

@@ -137,6 +137,8 @@ class FusionNode(Node):
         self.pub_fused_info = self.create_publisher(CameraInfo, "~/fused/camera_info", RELIABLE) if o.fused else None
         self.pub_depth = self.create_publisher(Image, "~/depth/image", RELIABLE) if o.depth else None
         self.pub_depth_info = self.create_publisher(CameraInfo, "~/depth/camera_info", RELIABLE) if o.depth else None
+        self.pub_confidence = (self.create_publisher(Image, "~/depth/confidence", RELIABLE)
+                               if o.depth and o.depth_confidence else None)
         self.pub_points = self.create_publisher(PointCloud2, "~/points", RELIABLE) if o.points else None
         self.pub_caption = self.create_publisher(String, "~/caption", RELIABLE) if o.caption else None
         self.pub_thermal = self.create_publisher(Image, "~/thermal/registered", RELIABLE) if o.thermal_registered else None
@@ -255,6 +257,8 @@ class FusionNode(Node):
         if self.pub_depth is not None and result.depth is not None:
             self.pub_depth.publish(numpy_to_image(result.depth.astype(np.float32), "32FC1", header))
             self.pub_depth_info.publish(info)
+        if self.pub_confidence is not None and result.depth_confidence is not None:
+            self.pub_confidence.publish(numpy_to_image(result.depth_confidence, "32FC1", header))
         if self.pub_points is not None and result.points_xyz is not None:
             self.pub_points.publish(xyzrgb_to_pointcloud2(result.points_xyz, result.points_rgb, header))
         if self.pub_caption is not None:

@@ -204,19 +204,49 @@ def spread_weight(spread_visible: np.ndarray, spread_thermal: np.ndarray) -> np.
     return w.astype(np.float32)
 
 
-def blend_depths(depth_visible: np.ndarray, depth_thermal: np.ndarray, visible: np.ndarray,
-                 thermal_valid: np.ndarray | None = None, reliability: np.ndarray | None = None,
-                 spreads: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
-    """Log-depth blend of the two branches weighted by the visible image's reliability (given,
-    or `visible_reliability` of `visible`), averaged with the branches' `spread_weight` when
-    their spreads (visible, thermal) are given; only the visible branch where the thermal
-    camera does not see (or its depth is invalid)."""
+# The thermal branch's weight ramps in over this many pixels from the edge of the thermal
+# camera's view, so the published depth has no seam where the blend meets visible-only depth.
+FEATHER_PX = 24.0
+
+# A published depth whose image-vs-mirror spread is this (|log| ratio) has confidence 1/e.
+CONFIDENCE_SPREAD = 0.15
+
+
+def edge_feather(valid: np.ndarray, ramp_px: float = FEATHER_PX) -> np.ndarray:
+    """(H, W) in [0, 1]: 0 outside `valid`, rising to 1 over `ramp_px` pixels inside its edge."""
+    inside = cv2.distanceTransform(valid.astype(np.uint8), cv2.DIST_L2, 3)
+    return np.clip(inside / ramp_px, 0.0, 1.0).astype(np.float32)
+
+
+def blend_weight(depth_thermal: np.ndarray, visible: np.ndarray, thermal_valid: np.ndarray | None = None,
+                 reliability: np.ndarray | None = None, spreads: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+    """The visible branch's weight in the blend: the visible image's reliability (given, or
+    `visible_reliability`), averaged with the branches' `spread_weight` when their spreads
+    (visible, thermal) are given; 1 where the thermal camera does not see, feathered at its edge."""
     w = visible_reliability(visible) if reliability is None else reliability
     if spreads is not None:
         w = 0.5 * (w + spread_weight(*spreads))
     thermal_ok = np.isfinite(depth_thermal) if thermal_valid is None else thermal_valid & np.isfinite(depth_thermal)
-    w = np.where(thermal_ok, w, 1.0)
-    depth_thermal = np.where(thermal_ok, depth_thermal, 1.0)
+    if thermal_ok.all():
+        return w.astype(np.float32)
+    return (1.0 - (1.0 - w) * edge_feather(thermal_ok)).astype(np.float32)
+
+
+def blend_depths(depth_visible: np.ndarray, depth_thermal: np.ndarray, visible: np.ndarray,
+                 thermal_valid: np.ndarray | None = None, reliability: np.ndarray | None = None,
+                 spreads: tuple[np.ndarray, np.ndarray] | None = None, weight: np.ndarray | None = None) -> np.ndarray:
+    """Log-depth blend of the two branches with the visible weight `weight` (default
+    `blend_weight` of the other arguments); only the visible branch where the thermal camera
+    does not see (or its depth is invalid)."""
+    w = blend_weight(depth_thermal, visible, thermal_valid, reliability, spreads) if weight is None else weight
+    w = np.where(np.isfinite(depth_thermal), w, 1.0)
+    depth_thermal = np.where(np.isfinite(depth_thermal), depth_thermal, 1.0)
     with np.errstate(invalid="ignore", divide="ignore"):
         out = np.exp(w * np.log(depth_visible) + (1.0 - w) * np.log(depth_thermal))
     return out.astype(np.float32)
+
+
+def depth_confidence(spread: np.ndarray) -> np.ndarray:
+    """(H, W) in (0, 1] from the published depth's image-vs-mirror spread: 1 where the
+    network gives the same depth for the image and its mirror, falling as they disagree."""
+    return np.exp(-np.nan_to_num(spread, nan=np.inf) / CONFIDENCE_SPREAD).astype(np.float32)

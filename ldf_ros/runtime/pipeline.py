@@ -42,6 +42,7 @@ class FusionResult:
     depth_visible: np.ndarray | None = None      # each branch on its own input, before `depth`
     depth_thermal: np.ndarray | None = None      # is chosen or blended from them (NaN unseen)
     depth_spreads: tuple | None = None           # (visible, thermal) |log| image-vs-mirror spreads, when measured
+    depth_confidence: np.ndarray | None = None   # (H, W) float32 in (0, 1] of the published depth, when measured
 
 
 def select_device(requested: str) -> str:
@@ -182,13 +183,13 @@ class FusionPipeline:
         with _timed(timings, "fusion"):
             fused = self.fusion(rgb, thermal01, caption)
         spreads = (s_vis, s_th) if s_vis is not None and s_th is not None else None
-        depth = self._published_depth(d_vis, d_th, rgb, fused, valid, k_depth, timings, spreads)
+        depth, confidence = self._published_depth(d_vis, d_th, rgb, fused, valid, k_depth, timings, spreads)
         xyz = colors = None
         if depth is not None and self.cfg.outputs.points:
             with _timed(timings, "pointcloud"):
                 pc = self.cfg.pointcloud
                 xyz, colors = depth_to_pointcloud(depth, k_rgb, fused, pc.stride, pc.min_range_m, pc.max_range_m)
-        return FusionResult(fused, depth, xyz, colors, caption, thermal01, timings, valid, d_vis, d_th, spreads)
+        return FusionResult(fused, depth, xyz, colors, caption, thermal01, timings, valid, d_vis, d_th, spreads, confidence)
 
     def _visible_depth(self, rgb: np.ndarray, k_rgb: np.ndarray | None):
         """(depth, spread or None) of the visible branch (None, None without one)."""
@@ -221,25 +222,37 @@ class FusionPipeline:
                                  f"({int(valid.sum())} pixels); check registration and intrinsics")
         return (None, None) if self._window is None else self._branch(self.depth_thermal, thermal01, k_rgb, self._window)
 
-    def _published_depth(self, d_vis, d_th, rgb, fused, thermal_valid, k_rgb, timings, spreads=None) -> np.ndarray | None:
-        """The depth the node publishes, per runtime.depth_source (falls back to what exists)."""
-        from ldf_ros.runtime.depth import blend_depths
+    def _published_depth(self, d_vis, d_th, rgb, fused, thermal_valid, k_rgb, timings, spreads=None):
+        """(depth, confidence or None): the depth the node publishes, per runtime.depth_source
+        (falls back to what exists). With the branches' spreads, the confidence says how well the
+        published value agrees with itself under mirroring; below runtime.depth_min_confidence the
+        depth is NaN, so a costmap never sees a value the network could not repeat."""
+        from ldf_ros.runtime.depth import blend_depths, blend_weight, depth_confidence
 
         source = self.cfg.runtime.depth_source
         if d_vis is None and d_th is None:
-            return None
+            return None, None
+        spread = None
         with _timed(timings, "depth"):
             if source == "fused" and self.depth_visible is not None:
                 depth = self.depth_visible(fused, k_rgb)
             elif source == "visible" and d_vis is not None:
-                depth = d_vis
+                depth, spread = d_vis, spreads and spreads[0]
             elif source == "thermal" and d_th is not None:
-                depth = d_th
+                depth, spread = d_th, spreads and spreads[1]
             elif d_vis is not None and d_th is not None:
-                depth = blend_depths(d_vis, d_th, rgb, thermal_valid, spreads=spreads)
+                w = blend_weight(d_th, rgb, thermal_valid, spreads=spreads)
+                depth = blend_depths(d_vis, d_th, rgb, weight=w)
+                if spreads is not None:
+                    sv, st = spreads
+                    spread = np.where(np.isfinite(st), w * sv + (1.0 - w) * np.nan_to_num(st), sv)
             else:
                 depth = d_vis if d_vis is not None else d_th
-        return depth
+            confidence = None if spread is None else depth_confidence(spread)
+            floor = self.cfg.runtime.depth_min_confidence
+            if confidence is not None and floor > 0:
+                depth = np.where(confidence >= floor, depth, np.float32(np.nan)).astype(np.float32)
+        return depth, confidence
 
 
 @contextmanager
