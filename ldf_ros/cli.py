@@ -349,6 +349,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                                  "denoiser": args.denoiser, "text_encoder": args.text_encoder,
                                  "depth_weight": args.depth_weight, "init": args.init, "lr": args.lr})
         print(f"wrote {train_fusion(cfg, resume=not args.restart)}")
+    if args.what == "depth" and args.bag:
+        return _train_depth_bag(args)
     if args.what == "depth":
         from ldf_ros.training.depth import train_depth
         overrides = {"modality": args.modality, "role": args.role, "teacher": args.teacher, "steps": args.steps,
@@ -360,6 +362,22 @@ def cmd_train(args: argparse.Namespace) -> int:
         cfg = load_section_yaml(args.config, "depth", DepthTrainConfig, overrides)
         path = train_depth(cfg, resume=not args.restart)
         print(f"wrote {path}")
+    return 0
+
+
+def _train_depth_bag(args: argparse.Namespace) -> int:
+    """train depth --bag: both branches adapted to a recording, before/after on its held-out end."""
+    from ldf_ros.training.depth_bag import BagAdaptConfig, adapt_to_bag, adaptation_markdown
+
+    cfg = BagAdaptConfig(**{k: v for k, v in {"steps": args.steps, "lr": args.lr, "seed": args.seed,
+                                              "threads": args.threads, "camera_height_m": args.camera_height,
+                                              "holdout": args.holdout}.items() if v is not None})
+    modalities = [args.modality] if args.modality in ("visible", "thermal") else ["visible", "thermal"]
+    inits = {m: str(resolve_path(getattr(args, f"init_{m}"))) for m in modalities}
+    topics = {"visible": (args.rgb_topic, args.rgb_topic.rsplit("/", 1)[0] + "/camera_info"),
+              "thermal": (args.thermal_topic, args.thermal_topic.rsplit("/", 1)[0] + "/camera_info")}
+    report = adapt_to_bag(args.bag, args.out or "out/train/depth_bag", inits, topics, cfg)
+    print(adaptation_markdown(report))
     return 0
 
 
@@ -385,6 +403,15 @@ def _setup_train(p: argparse.ArgumentParser) -> None:
                    help="rgb_thermal: RGB + thermal stacked (teachers only; distilled into one-camera students)")
     d.add_argument("--role", choices=["teacher", "student"])
     d.add_argument("--teacher", help="teacher checkpoint to distil from (students): same modality or rgb_thermal")
+    d.add_argument("--bag", type=Path, default=None,
+                   help="self-supervised adaptation to a recording (mcap or sqlite3): fine-tunes the branches from "
+                        "the video alone; the last --holdout share is held out and reported before/after")
+    d.add_argument("--camera-height", type=float, default=None, help="--bag: camera height above the road (m, 1.5)")
+    d.add_argument("--holdout", type=float, default=None, help="--bag: share of the recording held out (0.2)")
+    d.add_argument("--rgb-topic", default="/rgb/image", help="--bag: RGB images (CameraInfo beside it)")
+    d.add_argument("--thermal-topic", default="/thermal/image", help="--bag: thermal images (CameraInfo beside it)")
+    d.add_argument("--init-visible", default="models/depth_visible_student.safetensors", help="--bag: visible start")
+    d.add_argument("--init-thermal", default="models/depth_thermal_student.safetensors", help="--bag: thermal start")
     d.add_argument("--unlabeled-streets", type=int, help="distillation: extra streets seen without ground truth")
     d.add_argument("--unlabeled-batch", dest="unlabeled_batch_size", type=int,
                    help="unlabeled frames added to every step on top of the labeled batch (0: mixed into it)")
