@@ -126,6 +126,12 @@ def prior_depth(shape: tuple[int, int]) -> np.ndarray:
     return np.repeat((h - np.arange(h, dtype=np.float32))[:, None], w, axis=1)
 
 
+def against_prior(pair: OrdinalPair) -> bool:
+    """The nearer point is higher in the image: the prior 'lower is nearer' gets it wrong."""
+    near, far = (pair.a, pair.b) if pair.nearer == "a" else (pair.b, pair.a)
+    return near[1] < far[1]
+
+
 def judge(depths: dict[str, np.ndarray], pairs: list[OrdinalPair]) -> list[dict]:
     """One row per pair and method: whether the method answered and agreed with the label."""
     rows = []
@@ -133,7 +139,7 @@ def judge(depths: dict[str, np.ndarray], pairs: list[OrdinalPair]) -> list[dict]
         for p in pairs:
             guess = predicted_nearer(depth, p)
             rows.append({"method": name, "image": p.image, "condition": p.condition, "category": p.category,
-                         "answered": guess is not None, "correct": guess == p.nearer})
+                         "against_prior": against_prior(p), "answered": guess is not None, "correct": guess == p.nearer})
     return rows
 
 
@@ -143,6 +149,10 @@ SPLITS: dict[str, Callable[[dict], bool]] = {
     "road": lambda r: r["category"] == "road",
     "day": lambda r: r["condition"] == "day",
     "night": lambda r: r["condition"] == "night",
+    "object day": lambda r: r["category"] == "object" and r["condition"] == "day",
+    "object night": lambda r: r["category"] == "object" and r["condition"] == "night",
+    "object, nearer higher": lambda r: r["category"] == "object" and r["against_prior"],
+    "object, nearer lower": lambda r: r["category"] == "object" and not r["against_prior"],
 }
 
 
