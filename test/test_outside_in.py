@@ -73,7 +73,9 @@ def fuzz(h: NodeHarness, hostile_messages: int, seed: int = 0, batch: int = 20) 
     assert h.wait_settled()
     pairs = int(h.diag_value("pairs"))
     stamp, sent, valid, per_kind = 100 * S, 0, 0, {k: 0 for k in kinds}
-    for group in _batches(kinds, rng, hostile_messages, batch):
+    for n, group in enumerate(_batches(kinds, rng, batch)):
+        if n >= len(kinds) and sent >= hostile_messages:
+            break
         for kind in group:
             stamp += 100_000_000
             items = kinds[kind](rng)
@@ -98,17 +100,12 @@ def _settled(st) -> bool:
                                                         "failed_frames"))
 
 
-def _batches(kinds: dict, rng, hostile_messages: int, batch: int):
-    """Each kind alone first, then random batches; stops once enough messages were planned
-    (every kind sends one or two messages)."""
-    planned = 0
+def _batches(kinds: dict, rng, batch: int):
+    """Each kind alone first, then random batches of `batch` kinds, endlessly."""
     for k in kinds:
         yield [k]
-        planned += 2
-    while planned < hostile_messages:
-        group = [str(k) for k in rng.choice(list(kinds), batch)]
-        planned += 2 * batch
-        yield group
+    while True:
+        yield [str(k) for k in rng.choice(list(kinds), batch)]
 
 
 def _fuzz_test(depth_weights, hostile_messages):
