@@ -201,13 +201,18 @@ def _eval_ordinal(args: argparse.Namespace) -> int:
         return 0
     vis, th = (args.models.split(",") + [""])[:2]
     weights = {"model.depth_visible_weights": str(Path(vis).resolve()), "model.depth_thermal_weights": str(Path(th).resolve())}
+    import numpy as np
     pipe = _pair_pipeline("classical", args.config, weights, depth=True)
     if not (pipe.depth_visible and pipe.depth_thermal):
         raise ValueError(f"--ordinal needs a visible and a thermal depth model: {'; '.join(pipe.problems)}")
 
     def depths(rgb, ir):
         r = pipe.process(rgb, ir, None, None)
-        return {"visible branch": r.depth_visible, "thermal branch": r.depth_thermal, "published": r.depth}
+        out = {"visible branch": r.depth_visible, "thermal branch": r.depth_thermal, "published": r.depth}
+        if r.depth_confidence is not None:
+            out[f"published, confidence >= {args.min_confidence:g}"] = np.where(r.depth_confidence >= args.min_confidence,
+                                                                                 r.depth, np.nan)
+        return out
 
     result = evaluate_ordinal(pairs, root, depths, args.out, panel_method="published")
     print(summary_markdown(result["summary"]))
@@ -328,6 +333,8 @@ def _setup_eval(p: argparse.ArgumentParser) -> None:
     d.add_argument("--root", default=None, help="--ordinal: dataset root the image paths are relative to "
                                                 "(default: ../shared/datasets beside the repo)")
     d.add_argument("--draw-only", action="store_true", help="--ordinal: only draw the pairs on their images (to check labels)")
+    d.add_argument("--min-confidence", type=float, default=0.5,
+                   help="--ordinal: also score the published depth kept where its confidence is at least this")
     d.add_argument("--out", type=Path, default=Path("out/eval_depth"), help="report folder")
     d.set_defaults(func=cmd_eval_depth)
 

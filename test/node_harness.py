@@ -40,6 +40,15 @@ def make_depth_checkpoints(folder) -> dict[str, str]:
     return out
 
 
+def node_params(weights: dict[str, str], **kw) -> dict:
+    """Node parameters for tests: classical fusion, the given depth checkpoints, no warm-up,
+    fast diagnostics; keyword arguments override (dotted names as `**{"a.b": v}`)."""
+    base = {"model.variant": "classical", "model.depth_visible_weights": weights["visible"],
+            "model.depth_thermal_weights": weights["thermal"], "runtime.warmup_runs": 0,
+            "outputs.diagnostics_period_s": 0.5, "pointcloud.stride": 8, "sync.slop_s": 0.02}
+    return base | kw
+
+
 @dataclass
 class Outputs:
     fused: list = field(default_factory=list)

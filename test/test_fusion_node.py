@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 pytest.importorskip("rclpy")
-from node_harness import K_RGB, NodeHarness, camera_images, make_depth_checkpoints, stamp_of, values_of  # noqa: E402
+from node_harness import K_RGB, node_params as params, NodeHarness, camera_images, make_depth_checkpoints, stamp_of, values_of  # noqa: E402
 
 from ldf_ros.ros.conversions import image_to_numpy, pointcloud2_to_xyzrgb  # noqa: E402
 
@@ -22,13 +22,6 @@ S = 1_000_000_000
 @pytest.fixture(scope="module")
 def depth_weights(tmp_path_factory):
     return make_depth_checkpoints(tmp_path_factory.mktemp("weights"))
-
-
-def params(weights, **kw):
-    base = {"model.variant": "classical", "model.depth_visible_weights": weights["visible"],
-            "model.depth_thermal_weights": weights["thermal"], "runtime.warmup_runs": 0,
-            "outputs.diagnostics_period_s": 0.5, "pointcloud.stride": 8, "sync.slop_s": 0.02}
-    return base | kw
 
 
 @pytest.fixture

@@ -39,7 +39,7 @@ def test_whdr_counts_disagreements_per_split_and_the_prior(tmp_path):
     result = evaluate_ordinal(pairs, tmp_path, depth_fn, tmp_path / "out", panel_method="net", worst=2)
     s = result["summary"]
     # net: pair 0 (same x) ties -> unanswered, wrong; pair 1 says b (x=50) nearer, wrong; pair 2 right
-    assert s["net"]["all"] == {"whdr": pytest.approx(2 / 3), "pairs": 3, "answered": 2}
+    assert s["net"]["all"] == {"whdr": pytest.approx(2 / 3), "pairs": 3, "answered": 2, "whdr_answered": 0.5}
     assert s["net"]["night"]["whdr"] == 0.0 and s["net"]["road"]["whdr"] == 1.0
     # prior: lower is nearer; pair 0 right (y 35 > 5), pair 1 wrong (y 10 < 30), pair 2 tie
     assert s[PRIOR]["all"]["whdr"] == pytest.approx(2 / 3) and s[PRIOR]["road"]["whdr"] == 0.0

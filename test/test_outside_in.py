@@ -22,7 +22,7 @@ import pytest
 
 pytest.importorskip("rclpy")
 from hostile import S, hostile_kinds, send  # noqa: E402
-from node_harness import GUARD_S, NodeHarness, camera_images, make_depth_checkpoints, stamp_of, values_of  # noqa: E402
+from node_harness import node_params as params, GUARD_S, NodeHarness, camera_images, make_depth_checkpoints, stamp_of, values_of  # noqa: E402
 
 from ldf_ros.ros.conversions import numpy_to_image  # noqa: E402
 
@@ -33,13 +33,6 @@ FIGURES = Path(__file__).resolve().parent.parent / "out" / "outside_in"
 @pytest.fixture(scope="module")
 def depth_weights(tmp_path_factory):
     return make_depth_checkpoints(tmp_path_factory.mktemp("weights"))
-
-
-def params(weights, **kw):
-    base = {"model.variant": "classical", "model.depth_visible_weights": weights["visible"],
-            "model.depth_thermal_weights": weights["thermal"], "runtime.warmup_runs": 0,
-            "outputs.diagnostics_period_s": 0.5, "pointcloud.stride": 8}
-    return base | kw
 
 
 def _figures(name: str, data: dict) -> None:

@@ -166,8 +166,10 @@ def whdr_summary(rows: list[dict]) -> dict[str, dict[str, dict]]:
         for split, keep in SPLITS.items():
             sel = [r for r in mine if keep(r)]
             if sel:
+                answered = sum(r["answered"] for r in sel)
                 out[method][split] = {"whdr": 1.0 - sum(r["correct"] for r in sel) / len(sel), "pairs": len(sel),
-                                      "answered": sum(r["answered"] for r in sel)}
+                                      "answered": answered,
+                                      "whdr_answered": (1.0 - sum(r["correct"] for r in sel) / answered) if answered else None}
     return out
 
 
@@ -189,8 +191,12 @@ def summary_markdown(summary: dict) -> str:
         cells = []
         for s in splits:
             v = by_split.get(s)
-            cells.append("-" if v is None else f"{v['whdr']:.3f}" + ("" if v["answered"] == v["pairs"]
-                                                                      else f" ({v['answered']}/{v['pairs']} answered)"))
+            if v is None:
+                cells.append("-")
+            elif v["answered"] == v["pairs"] or v["whdr_answered"] is None:
+                cells.append(f"{v['whdr']:.3f}")
+            else:
+                cells.append(f"{v['whdr']:.3f} ({v['answered']}/{v['pairs']} answered: {v['whdr_answered']:.3f})")
         lines.append(f"| {method} | " + " | ".join(cells) + " |")
     n = next(iter(summary.values()))
     lines.append("")

