@@ -162,6 +162,28 @@ class FusionConfig:
 
 SECTIONS: dict[str, type] = {f.name: f.default_factory().__class__ for f in fields(FusionConfig)}
 
+# What may change while the node runs (`ros2 param set`); everything else is read-only after
+# start-up: models, devices, topics, queue sizes and the registration geometry are built once.
+LIVE_PARAMETERS = frozenset({
+    "sync.slop_s", "sync.stall_timeout_s", "runtime.depth_source", "runtime.depth_min_confidence",
+    "thermal.normalization", "thermal.range_min", "thermal.range_max", "thermal.low_percentile",
+    "thermal.high_percentile", "pointcloud.stride", "pointcloud.min_range_m", "pointcloud.max_range_m",
+    "frames.rgb_optical_frame", "outputs.fused", "outputs.depth", "outputs.depth_confidence", "outputs.points",
+    "outputs.caption", "outputs.thermal_registered", "limits.max_width", "limits.max_height", "limits.max_aspect",
+    "limits.max_bytes",
+})
+
+
+def parameter_field(key: str) -> dataclasses.Field:
+    """The schema field of a dotted parameter name (KeyError if there is none)."""
+    section, _, name = key.partition(".")
+    return {f.name: f for f in fields(SECTIONS[section])}[name]
+
+
+def allowed_values(key: str) -> str:
+    """What a parameter accepts, in words (as in error messages)."""
+    return _allowed(parameter_field(key))
+
 
 def _allowed(f: dataclasses.Field) -> str:
     m = f.metadata

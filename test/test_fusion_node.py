@@ -209,3 +209,99 @@ def test_bad_config_stops_with_the_key_named():
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
     assert "sync.slop_s" in proc.stderr
+
+
+def _set(h, **values):
+    """ros2 param set over the node's service: [(successful, reason)] per value."""
+    from rcl_interfaces.srv import SetParameters
+    from rclpy.parameter import Parameter
+    client = h.node.create_client(SetParameters, f"{h.ns}/ldf_fusion/set_parameters")
+    assert client.wait_for_service(timeout_sec=30)
+    req = SetParameters.Request(parameters=[Parameter(k.replace("__", "."), value=v).to_parameter_msg()
+                                            for k, v in values.items()])
+    future = client.call_async(req)
+    assert h.spin_until(future.done, 60)
+    return [(r.successful, r.reason) for r in future.result().results]
+
+
+def test_live_parameters_validate_and_apply(harness_factory, depth_weights):
+    """`ros2 param set`: bad values and read-only keys are refused with the reason and change
+    nothing; a live key takes effect on the next frame."""
+    h = harness_factory(params(depth_weights, **{"pointcloud.stride": 8}))
+    rgb, thermal = camera_images()
+    h.send_pair(70 * S, rgb, thermal)
+    assert h.wait_fused(70 * S) and h.spin_until(lambda: len(h.out.points) == 1, 30)
+    n8 = pointcloud2_to_xyzrgb(h.out.points[0])[0].shape[0]
+    (ok, why), = _set(h, pointcloud__stride=0)
+    assert not ok and "pointcloud.stride" in why and "64" in why       # the range, from the descriptor
+    (ok, why), = _set(h, pointcloud__stride="banana")
+    assert not ok and "pointcloud.stride" in why
+    (ok, why), = _set(h, model__variant="student")
+    assert not ok and ("read-only" in why or "cannot change" in why)
+    (ok, why), = _set(h, pointcloud__stride=16)
+    assert ok, why
+    h.send_pair(71 * S, rgb, thermal)
+    assert h.wait_fused(71 * S) and h.spin_until(lambda: len(h.out.points) == 2, 30)
+    n16 = pointcloud2_to_xyzrgb(h.out.points[1])[0].shape[0]
+    assert n16 < n8 / 3                      # every 16th pixel in u and v instead of every 8th
+    (ok, why), = _set(h, outputs__points=False)
+    assert ok, why
+    h.send_pair(72 * S, rgb, thermal)
+    assert h.wait_fused(72 * S) and h.wait_settled()
+    assert len(h.out.points) == 2
+    log = h.stop()
+    assert "parameters changed: pointcloud.stride=16" in log
+
+
+def test_stamped_caption_matches_its_frame(harness_factory, depth_weights):
+    from diagnostic_msgs.msg import DiagnosticArray
+
+    from node_harness import RELIABLE
+    h = harness_factory(params(depth_weights))
+    got = []
+    h.node.create_subscription(DiagnosticArray, f"{h.ns}/ldf_fusion/caption/stamped", got.append, RELIABLE)
+    rgb, thermal = camera_images()
+    h.send_pair(80 * S, rgb, thermal)
+    assert h.wait_fused(80 * S) and h.spin_until(lambda: any(stamp_of(m) == 80 * S for m in got), 30)
+    m = next(m for m in got if stamp_of(m) == 80 * S)
+    assert m.header.frame_id == "rgb_optical_frame" and m.status[0].name == "caption"
+    assert m.status[0].message.count(";") == 2
+
+
+def test_a_parameter_dump_loads_back(harness_factory, depth_weights, tmp_path):
+    """What `ros2 param dump` writes (every parameter, rclpy's own included, nested by dots)
+    starts the node again."""
+    import yaml
+    from rcl_interfaces.srv import GetParameters, ListParameters
+    from rclpy.parameter import parameter_value_to_python
+    h = harness_factory(params(depth_weights))
+    lister = h.node.create_client(ListParameters, f"{h.ns}/ldf_fusion/list_parameters")
+    getter = h.node.create_client(GetParameters, f"{h.ns}/ldf_fusion/get_parameters")
+    assert lister.wait_for_service(timeout_sec=30) and getter.wait_for_service(timeout_sec=30)
+    names = lister.call_async(ListParameters.Request())
+    assert h.spin_until(names.done, 60)
+    names = sorted(names.result().result.names)
+    values = getter.call_async(GetParameters.Request(names=names))
+    assert h.spin_until(values.done, 60)
+    tree: dict = {}
+    for name, value in zip(names, values.result().values):
+        *path, leaf = name.split(".")
+        node = tree
+        for part in path:
+            node = node.setdefault(part, {})
+        node[leaf] = parameter_value_to_python(value)
+    assert "use_sim_time" in tree and "start_type_description_service" in tree
+    dump = tmp_path / "dump.yaml"
+    dump.write_text(yaml.safe_dump({f"{h.ns}/ldf_fusion": {"ros__parameters": tree}}))
+    h.stop()
+    proc = subprocess.Popen([sys.executable, "-m", "ldf_ros.ros.fusion_node", "--ros-args", "-r", f"__ns:={h.ns}",
+                             "--params-file", str(dump)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines = []
+    for line in proc.stdout:                    # until it is up (or exits: the file was refused)
+        lines.append(line)
+        if "ldf_fusion up" in line:
+            break
+    proc.send_signal(2)
+    rc = proc.wait(timeout=60)
+    log = "".join(lines) + proc.stdout.read()
+    assert rc == 0 and "ldf_fusion up" in log and "configuration error" not in log, log

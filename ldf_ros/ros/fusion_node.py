@@ -24,7 +24,7 @@ from collections import deque
 import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from rcl_interfaces.msg import ParameterDescriptor
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
 from rclpy.clock import Clock, ClockType
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
@@ -33,7 +33,8 @@ from rclpy.qos import QoSHistoryPolicy, QoSProfile, QoSReliabilityPolicy, qos_pr
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from std_msgs.msg import Header, String
 
-from ldf_ros.config import NODE_NAME, ConfigError, FusionConfig, config_from_flat, config_to_flat, parameter_docs
+from ldf_ros.config import (LIVE_PARAMETERS, NODE_NAME, ConfigError, FusionConfig, allowed_values, config_from_flat,
+                            config_to_flat, parameter_field)
 from ldf_ros.ros.conversions import camera_info_to_k, image_to_numpy, make_camera_info, numpy_to_image, xyzrgb_to_pointcloud2
 from ldf_ros.ops.camera import intrinsics_problem
 from ldf_ros.ros.image_encoding import ImageEncodingError, check_image_limits, to_rgb
@@ -89,16 +90,52 @@ class FusionNode(Node):
 
     # --- parameters -------------------------------------------------------------------------
     def _read_parameters(self) -> FusionConfig:
-        """Declare every config key as a parameter; validate them together (ConfigError on bad values)."""
-        docs = parameter_docs()
+        """Declare every config key as a parameter (its range, and read-only unless it can
+        change live); validate them together (ConfigError on bad values)."""
         defaults = config_to_flat(FusionConfig())
-        for key, value in defaults.items():
-            self.declare_parameter(key, value, ParameterDescriptor(description=docs[key], dynamic_typing=True))
         overrides = getattr(self, "_parameter_overrides", {}) or {}
         unknown = sorted(k for k in overrides if k not in defaults and not _is_rclpy_parameter(k))
         if unknown:
             raise ConfigError(f"{unknown[0]}: unknown parameter, expected one of {', '.join(defaults)}")
-        return config_from_flat({k: self.get_parameter(k).value for k in defaults})
+        given = {k: overrides[k].value for k in defaults if k in overrides}
+        cfg = config_from_flat({**defaults, **given})          # our messages first, before rclpy's checks
+        for key, value in config_to_flat(cfg).items():
+            self.declare_parameter(key, value, parameter_descriptor(key))
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+        return cfg
+
+    def _on_set_parameters(self, params) -> SetParametersResult:
+        """`ros2 param set`: validate the new values with the rest; apply the live ones, refuse
+        the others with the reason (the node keeps its config on any refusal)."""
+        flat = config_to_flat(self.cfg)
+        for p in params:
+            if p.name not in flat:
+                continue                                      # rclpy's own (use_sim_time, ...)
+            if p.name not in LIVE_PARAMETERS:
+                return SetParametersResult(successful=False, reason=f"{p.name} cannot change at run time "
+                                                                    "(models, devices, topics and geometry are set "
+                                                                    "up once): restart the node with the new value")
+            flat[p.name] = p.value
+        try:
+            cfg = config_from_flat(flat)
+        except ConfigError as exc:
+            return SetParametersResult(successful=False, reason=str(exc))
+        if cfg != self.cfg:
+            self._apply(cfg)
+        return SetParametersResult(successful=True)
+
+    def _apply(self, cfg: FusionConfig) -> None:
+        """Switch to a validated config whose read-only parts are unchanged (one reference swap
+        per object: the worker sees the old or the new config for a whole frame, never a mix)."""
+        self.pipeline.update_config(cfg)
+        if hasattr(self, "_pairing"):
+            self._pairing.slop_ns = int(round(cfg.sync.slop_s * 1e9))
+        elif hasattr(self, "_sync"):
+            from rclpy.duration import Duration
+            self._sync.slop = Duration(seconds=cfg.sync.slop_s)
+        changed = {k: v for k, v in config_to_flat(cfg).items() if config_to_flat(self.cfg)[k] != v}
+        self.cfg = cfg
+        self.get_logger().info("parameters changed: " + ", ".join(f"{k}={v}" for k, v in changed.items()))
 
     def _log(self, level: str, msg: str) -> None:
         # one call site per severity: rclpy refuses a severity change at the same call site
@@ -132,17 +169,17 @@ class FusionNode(Node):
 
     # --- wiring -----------------------------------------------------------------------------
     def _make_publishers(self) -> None:
-        o = self.cfg.outputs
-        self.pub_fused = self.create_publisher(Image, "~/fused/image", RELIABLE) if o.fused else None
-        self.pub_fused_info = self.create_publisher(CameraInfo, "~/fused/camera_info", RELIABLE) if o.fused else None
-        self.pub_depth = self.create_publisher(Image, "~/depth/image", RELIABLE) if o.depth else None
-        self.pub_depth_info = self.create_publisher(CameraInfo, "~/depth/camera_info", RELIABLE) if o.depth else None
-        self.pub_confidence = (self.create_publisher(Image, "~/depth/confidence", RELIABLE)
-                               if o.depth and o.depth_confidence else None)
-        self.pub_points = self.create_publisher(PointCloud2, "~/points", RELIABLE) if o.points else None
-        self.pub_caption = self.create_publisher(String, "~/caption", RELIABLE) if o.caption else None
-        self.pub_thermal = self.create_publisher(Image, "~/thermal/registered", RELIABLE) if o.thermal_registered else None
-        self.pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", 10) if o.diagnostics else None
+        """Every output's publisher exists from the start, so outputs.* can be switched live."""
+        self.pub_fused = self.create_publisher(Image, "~/fused/image", RELIABLE)
+        self.pub_fused_info = self.create_publisher(CameraInfo, "~/fused/camera_info", RELIABLE)
+        self.pub_depth = self.create_publisher(Image, "~/depth/image", RELIABLE)
+        self.pub_depth_info = self.create_publisher(CameraInfo, "~/depth/camera_info", RELIABLE)
+        self.pub_confidence = self.create_publisher(Image, "~/depth/confidence", RELIABLE)
+        self.pub_points = self.create_publisher(PointCloud2, "~/points", RELIABLE)
+        self.pub_caption = self.create_publisher(String, "~/caption", RELIABLE)
+        self.pub_caption_stamped = self.create_publisher(DiagnosticArray, "~/caption/stamped", RELIABLE)
+        self.pub_thermal = self.create_publisher(Image, "~/thermal/registered", RELIABLE)
+        self.pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", 10) if self.cfg.outputs.diagnostics else None
 
     def _make_subscriptions(self) -> None:
         t, s = self.cfg.topics, self.cfg.sync
@@ -250,20 +287,22 @@ class FusionNode(Node):
 
     def _publish(self, result, header: Header, k_rgb: np.ndarray, shape) -> None:
         h, w = shape[:2]
+        o = self.cfg.outputs
         info = self._output_info(header, k_rgb, w, h)
-        if self.pub_fused is not None:
+        if o.fused:
             self.pub_fused.publish(numpy_to_image(result.fused, "rgb8", header))
             self.pub_fused_info.publish(info)
-        if self.pub_depth is not None and result.depth is not None:
+        if o.depth and result.depth is not None:
             self.pub_depth.publish(numpy_to_image(result.depth.astype(np.float32), "32FC1", header))
             self.pub_depth_info.publish(info)
-        if self.pub_confidence is not None and result.depth_confidence is not None:
-            self.pub_confidence.publish(numpy_to_image(result.depth_confidence, "32FC1", header))
-        if self.pub_points is not None and result.points_xyz is not None:
+            if o.depth_confidence and result.depth_confidence is not None:
+                self.pub_confidence.publish(numpy_to_image(result.depth_confidence, "32FC1", header))
+        if o.points and result.points_xyz is not None:
             self.pub_points.publish(xyzrgb_to_pointcloud2(result.points_xyz, result.points_rgb, header))
-        if self.pub_caption is not None:
+        if o.caption:
             self.pub_caption.publish(String(data=result.caption))
-        if self.pub_thermal is not None:
+            self.pub_caption_stamped.publish(stamped_caption(result.caption, header))
+        if o.thermal_registered:
             thermal8 = np.clip(np.round(result.thermal_registered * 255.0), 0, 255).astype(np.uint8)
             self.pub_thermal.publish(numpy_to_image(thermal8, "mono8", header))
 
@@ -322,6 +361,31 @@ class FusionNode(Node):
     def stop(self, timeout_s: float = 10.0) -> bool:
         """Finish the frame in progress and end the worker; True when it has ended."""
         return self.worker.stop(timeout_s)
+
+
+def parameter_descriptor(key: str) -> ParameterDescriptor:
+    """What `ros2 param describe` shows: the description and allowed values, the numeric range
+    (open ends as the largest representable value), and read-only unless the key is live."""
+    f = parameter_field(key)
+    m = f.metadata
+    desc = ParameterDescriptor(description=f"{m['doc']} ({allowed_values(key)})", dynamic_typing=True,
+                               read_only=key not in LIVE_PARAMETERS,
+                               additional_constraints="" if key in LIVE_PARAMETERS else "read-only: set at start-up")
+    lo, hi = m.get("lo"), m.get("hi")
+    if f.type == "int" and (lo is not None or hi is not None):
+        desc.integer_range = [IntegerRange(from_value=int(lo if lo is not None else -2**62),
+                                           to_value=int(hi if hi is not None else 2**62), step=1)]
+    elif f.type == "float" and (lo is not None or hi is not None):
+        desc.floating_point_range = [FloatingPointRange(from_value=float(lo if lo is not None else -1e308),
+                                                        to_value=float(hi if hi is not None else 1e308), step=0.0)]
+    return desc
+
+
+def stamped_caption(text: str, header: Header) -> DiagnosticArray:
+    """The caption with its frame's stamp and frame id: a DiagnosticArray whose one status is
+    named 'caption' and carries the text as its message (std_msgs has no stamped string)."""
+    return DiagnosticArray(header=header, status=[DiagnosticStatus(level=DiagnosticStatus.OK, name="caption",
+                                                                   message=text)])
 
 
 def _is_rclpy_parameter(name: str) -> bool:

@@ -113,6 +113,17 @@ class FusionPipeline:
             self._problem(problem)
         self.variant = self.fusion.name
 
+    def update_config(self, cfg: FusionConfig) -> None:
+        """Take a new config whose models, device and registration are unchanged (the node's
+        live parameters: point cloud, thermal normalization, depth source and floor, outputs)."""
+        from ldf_ros.config import LIVE_PARAMETERS, config_to_flat
+        old, new = config_to_flat(self.cfg), config_to_flat(cfg)
+        fixed = [k for k in new if new[k] != old[k] and k not in LIVE_PARAMETERS]
+        if fixed:
+            raise ValueError(f"{fixed[0]} cannot change while the pipeline runs")
+        self.thermal_norm = ThermalNormalization.from_config(cfg.thermal)
+        self.cfg = cfg
+
     def _depth_predictor(self, path, modality: str):
         """A shipped-style checkpoint, or an ONNX model (`onnx_depth` settings) for a .onnx file."""
         from ldf_ros.models.checkpoint import CheckpointError
