@@ -6,11 +6,11 @@ and optionally RViz with config/ldf_ros.rviz. Fast DDS gets the large-image prof
 user already set FASTDDS_DEFAULT_PROFILES_FILE (640x512 images otherwise lose fragments).
 """
 import os
+import tempfile
 
-from ament_index_python.packages import get_package_share_directory
+from ament_index_python.packages import PackageNotFoundError, get_package_share_directory
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, OpaqueFunction, SetEnvironmentVariable
-from launch.conditions import IfCondition
+from launch.actions import DeclareLaunchArgument, LogInfo, OpaqueFunction, SetEnvironmentVariable
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
@@ -36,6 +36,24 @@ def _node(context):
         output="screen", emulate_tty=True)]
 
 
+def _rviz(context):
+    """RViz with the config's topics following the namespace and the thermal remap; only where
+    rviz2 is installed (otherwise one log line and the node runs alone)."""
+    get = lambda name: LaunchConfiguration(name).perform(context)  # noqa: E731
+    if get("rviz").lower() != "true":
+        return []
+    try:
+        get_package_share_directory("rviz2")
+    except PackageNotFoundError:
+        return [LogInfo(msg="rviz:=true but rviz2 is not installed: starting the fusion node without RViz")]
+    from ldf_ros.ros.rviz_config import write_rviz_config
+    share = get_package_share_directory("ldf_ros")
+    out = f"{tempfile.mkdtemp(prefix='ldf_ros_rviz_')}/ldf_ros.rviz"
+    write_rviz_config(os.path.join(share, "config", "ldf_ros.rviz"), out, get("namespace"), get("thermal_topic"))
+    return [Node(package="rviz2", executable="rviz2", name="rviz", namespace=get("namespace"), arguments=["-d", out],
+                 parameters=[{"use_sim_time": get("use_sim_time").lower() == "true"}])]
+
+
 def generate_launch_description():
     share = get_package_share_directory("ldf_ros")
     actions = [
@@ -54,7 +72,6 @@ def generate_launch_description():
                                               os.path.join(share, "config", "fastdds_large_images.xml")))
     actions += [
         OpaqueFunction(function=_node),
-        Node(package="rviz2", executable="rviz2", name="rviz", arguments=["-d", os.path.join(share, "config", "ldf_ros.rviz")],
-             parameters=[{"use_sim_time": LaunchConfiguration("use_sim_time")}], condition=IfCondition(LaunchConfiguration("rviz"))),
+        OpaqueFunction(function=_rviz),
     ]
     return LaunchDescription(actions)

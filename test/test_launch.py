@@ -65,3 +65,17 @@ def test_launch_description_builds_where_launch_is_installed():
     spec.loader.exec_module(mod)
     ld = mod.generate_launch_description()
     assert {a.name for a in ld.get_launch_arguments()} == ISSUE_ARGUMENTS
+
+
+def test_rviz_config_follows_namespace_and_thermal_remap():
+    from ldf_ros.ros.rviz_config import rviz_config_for
+    text = (ROOT / "config" / "ldf_ros.rviz").read_text()
+    moved = yaml.safe_load(rviz_config_for(text, "robot1", "/cam/ir/image_raw"))
+    topics = {d["Topic"]["Value"] for d in moved["Visualization Manager"]["Displays"] if "Topic" in d}
+    assert {"/robot1/ldf_fusion/fused/image", "/robot1/ldf_fusion/depth/image", "/robot1/ldf_fusion/points",
+            "/cam/ir/image_raw"} <= topics
+    relative = yaml.safe_load(rviz_config_for(text, "/robot2/", "thermal/image"))
+    topics = {d["Topic"]["Value"] for d in relative["Visualization Manager"]["Displays"] if "Topic" in d}
+    assert "/robot2/thermal/image" in topics and "/robot2/ldf_fusion/points" in topics
+    same = yaml.safe_load(rviz_config_for(text))
+    assert same == yaml.safe_load(text)                  # no namespace, no remap: the shipped config
