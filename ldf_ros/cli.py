@@ -105,7 +105,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         size = tuple(int(v) for v in args.sizes.split(",")[-1].split("x"))
         print(benchmarks.bench_models(variants=tuple(v for v in args.variants.split(",") if v != "classical"), size=size,
                                       device=args.device, precisions=tuple(args.precisions.split(",")),
-                                      repeats=args.repeats, threads=args.threads))
+                                      repeats=args.repeats, threads=args.threads,
+                                      backends=tuple(args.backends.split(","))))
     else:
         sizes = [tuple(int(v) for v in s.split("x")) for s in args.sizes.split(",")]
         text, _ = benchmarks.bench_pipeline(variants=tuple(args.variants.split(",")), sizes=sizes, repeats=args.repeats,
@@ -127,6 +128,8 @@ def _setup_bench(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"])
     p.add_argument("--precisions", default="fp32", help="models: comma list of fp32,fp16 (fp16 on cuda only)")
+    p.add_argument("--backends", default="torch", help="models: comma list of torch,onnxruntime (onnxruntime: CPU "
+                                                       "provider, the fusion student and the depth networks)")
     p.add_argument("--plot", default=None, help="pipeline: write the stage breakdown as PNG here")
     p.add_argument("--thermal-size", type=int, nargs=2, default=[320, 256], metavar=("W", "H"))
     p.add_argument("--config", default=None, help="pipeline: node parameters file to measure with (default: the "

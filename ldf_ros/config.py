@@ -69,6 +69,11 @@ class RuntimeConfig:
     depth_flip_consistency: bool = _spec(True, doc="run each depth branch on the image and its mirror: publish their "
                                          "geometric mean and weight the blend by how well each branch agrees with "
                                          "itself (twice the depth networks' cost)")
+    backend: str = _spec("torch", doc="how the fusion student runs: PyTorch, or onnxruntime (exported once to "
+                         "runtime.onnx_cache_dir; the teacher always runs in PyTorch)", choices=["torch", "onnxruntime"])
+    onnx_provider: str = _spec("auto", doc="onnxruntime execution provider for ONNX models (auto: TensorRT, CUDA, CPU, "
+                               "the first present)", choices=["auto", "cpu", "cuda", "tensorrt"])
+    onnx_cache_dir: str = _spec("", doc="folder for exported ONNX files and TensorRT engines (empty: ~/.cache/ldf_ros)")
     depth_min_confidence: float = _spec(0.0, doc="publish NaN depth where its confidence (agreement with itself under "
                                         "mirroring, needs depth_flip_consistency) is below this", lo=0.0, hi=1.0)
 
@@ -127,9 +132,6 @@ class OnnxDepthConfig:
                         "meters by the road plane and onnx_depth.camera_height_m)", choices=["inverse_relative", "metric"])
     camera_height_m: float = _spec(1.5, doc="camera height above the road (m), for relative ONNX depth", lo=0.0, lo_open=True)
     focal_px: float = _spec(0.0, doc="metric ONNX depth: the focal length at the input size the model assumes (0: no rescaling)", lo=0.0)
-    provider: str = _spec("auto", doc="onnxruntime execution provider (auto: TensorRT, CUDA, CPU, the first present)",
-                          choices=["auto", "cpu", "cuda", "tensorrt"])
-    engine_cache_dir: str = _spec("", doc="TensorRT engine cache folder (built once, reused at the next start)")
 
 
 @dataclass(frozen=True)

@@ -81,8 +81,10 @@ def test_eval_fusion_takes_any_checkpoint_with_its_own_text_encoder(tmp_path, ca
 
 
 def test_bench_models_times_every_shipped_network(capsys):
-    assert main(["bench", "models", "--variants", "student", "--sizes", "96x64", "--repeats", "2"]) == 0
+    assert main(["bench", "models", "--variants", "student", "--sizes", "96x64", "--repeats", "2",
+                 "--backends", "torch,onnxruntime"]) == 0
     rows = [line.split("|") for line in capsys.readouterr().out.splitlines() if line.startswith("| fusion") or line.startswith("| depth")]
-    assert [r[1].strip() for r in rows] == ["fusion student", "depth visible", "depth thermal"]
-    assert all(float(r[5]) > 0 and float(r[6]) >= float(r[5]) for r in rows)
+    assert [(r[1].strip(), r[3].strip()) for r in rows] == [(m, b) for m in ("fusion student", "depth visible", "depth thermal")
+                                                            for b in ("onnxruntime", "torch")]
+    assert all(float(r[6]) > 0 and float(r[7]) >= float(r[6]) for r in rows)
     assert main(["bench", "models", "--precisions", "fp16"]) != 0   # fp16 is a CUDA measurement

@@ -100,7 +100,7 @@ def test_the_pipeline_runs_an_onnx_branch_and_names_a_broken_one(tmp_path, expor
                              "model.depth_thermal_weights": str(junk), "registration.mode": "identity",
                              "runtime.warmup_runs": 0, "onnx_depth.input_width": 64, "onnx_depth.input_height": 64,
                              "onnx_depth.output": "metric", "onnx_depth.mean": [0.0, 0.0, 0.0],
-                             "onnx_depth.std": [1.0, 1.0, 1.0], "onnx_depth.provider": "cpu"})
+                             "onnx_depth.std": [1.0, 1.0, 1.0], "runtime.onnx_provider": "cpu"})
     logs = []
     pipe = FusionPipeline(cfg, log=lambda level, msg: logs.append(msg))
     assert pipe.depth_visible is not None and pipe.depth_thermal is None
@@ -115,7 +115,7 @@ def _onnx_params(path, tmp_path):
     cfg.write_text("/**/ldf_fusion:\n  ros__parameters:\n"
                    f"    model: {{depth_visible_weights: {path}, depth_thermal_weights: {path}}}\n"
                    "    onnx_depth: {input_width: 64, input_height: 64, output: metric, mean: [0.0, 0.0, 0.0], "
-                   "std: [1.0, 1.0, 1.0], provider: cpu}\n    runtime: {warmup_runs: 0}\n")
+                   "std: [1.0, 1.0, 1.0]}\n    runtime: {warmup_runs: 0, onnx_provider: cpu}\n")
     return cfg
 
 
@@ -163,3 +163,26 @@ def test_export_command_writes_and_checks_onnx_files(tmp_path, capsys):
     assert (tmp_path / "onnx" / "tiny_thermal.onnx").is_file()
     diff = float(capsys.readouterr().out.split("max |diff| ")[1].split(" m")[0])
     assert diff < 1e-3
+
+
+def test_fusion_student_on_onnxruntime_matches_pytorch(tmp_path):
+    """runtime.backend onnxruntime: the student exported once into the cache, the same image."""
+    from ldf_ros.models.checkpoint import save_checkpoint
+    from ldf_ros.models.fusion_net import FusionNet, FusionNetConfig
+    from ldf_ros.runtime.pipeline import FusionPipeline
+    torch.manual_seed(0)
+    net = FusionNet(FusionNetConfig(role="student", student_widths=(8, 16, 16), text_dim=384))
+    cfg_dict = {**net.cfg.to_dict(), "text": {"encoder": "none", "dim": 384}}
+    ckpt = save_checkpoint(tmp_path / "fusion_student.safetensors", net, "fusion", cfg_dict)
+    base = {"model.variant": "student", "model.fusion_weights": str(ckpt), "model.text_encoder": "none",
+            "registration.mode": "identity", "outputs.depth": False, "outputs.points": False, "runtime.warmup_runs": 0,
+            "runtime.onnx_cache_dir": str(tmp_path / "cache"), "runtime.onnx_provider": "cpu"}
+    rng = np.random.default_rng(0)
+    rgb = rng.integers(0, 255, (60, 84, 3), dtype=np.uint8)          # not multiples of 8: padded and cropped
+    thermal = rng.integers(0, 255, (60, 84), dtype=np.uint8)
+    ref = FusionPipeline(load_config(None, base)).process(rgb, thermal, None, None).fused
+    pipe = FusionPipeline(load_config(None, {**base, "runtime.backend": "onnxruntime"}))
+    assert type(pipe.fusion).__name__ == "OrtFusion" and not pipe.problems
+    got = pipe.process(rgb, thermal, None, None).fused
+    assert got.shape == ref.shape and np.abs(got.astype(int) - ref.astype(int)).max() <= 1
+    assert len(list((tmp_path / "cache").glob("fusion_student-*.onnx"))) == 1

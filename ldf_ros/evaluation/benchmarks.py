@@ -135,7 +135,7 @@ def _latency_ms(fn, repeats: int, warmup: int, device: str) -> tuple[float, floa
 
 
 def bench_models(variants=("student", "teacher"), size=(640, 512), device: str = "cpu", precisions=("fp32",),
-                 repeats: int = 20, warmup: int = 5, threads: int = 0) -> str:
+                 repeats: int = 20, warmup: int = 5, threads: int = 0, backends=("torch",)) -> str:
     """Latency of the shipped networks alone for one pair, numpy in and numpy out, the caption
     embedding already cached (what a steady-state frame costs): fusion per variant and both
     depth branches. Needs only torch, so it runs where the text encoder's weights are absent."""
@@ -160,8 +160,15 @@ def bench_models(variants=("student", "teacher"), size=(640, 512), device: str =
                ("depth thermal", resolve_path(cfg.model.depth_thermal_weights), "thermal")]
     lines = [f"machine: {machine_description()}" + (f"; GPU {torch.cuda.get_device_name()}" if device.startswith("cuda") else ""),
              f"one {w}x{h} pair, {repeats} runs after {warmup} warm-up, numpy in and out, caption embedding cached", "",
-             "| model | parameters | device | precision | median ms | p95 ms |", "|---|---|---|---|---|---|"]
+             "| model | parameters | backend | device | precision | median ms | p95 ms |", "|---|---|---|---|---|---|---|"]
     for name, path, kind in models:
+        if "onnxruntime" in backends and name != "fusion teacher":       # the teacher runs in PyTorch only
+            net, fn = _onnxruntime_model(path, kind, threads, rgb, thermal01)
+            med, p95 = _latency_ms(fn, repeats, warmup, "cpu")
+            params = sum(p.numel() for p in net.parameters())
+            lines.append(f"| {name} | {params / 1e6:.2f} M | onnxruntime | cpu | fp32 | {med:.1f} | {p95:.1f} |")
+        if "torch" not in backends:
+            continue
         for precision in precisions:
             fp16 = precision == "fp16"
             if kind == "fusion":
@@ -174,8 +181,34 @@ def bench_models(variants=("student", "teacher"), size=(640, 512), device: str =
                 fn = (lambda: pred(rgb)) if kind == "visible" else (lambda: pred(thermal01))  # noqa: E731
             params = sum(p.numel() for p in net.parameters())
             med, p95 = _latency_ms(fn, repeats, warmup, device)
-            lines.append(f"| {name} | {params / 1e6:.2f} M | {device} | {precision} | {med:.1f} | {p95:.1f} |")
+            lines.append(f"| {name} | {params / 1e6:.2f} M | torch | {device} | {precision} | {med:.1f} | {p95:.1f} |")
     return "\n".join(lines)
+
+
+def _onnxruntime_model(path, kind: str, threads: int, rgb: np.ndarray, thermal01: np.ndarray):
+    """(torch network, timed call) of a checkpoint exported to a temporary ONNX file and run by
+    onnxruntime's CPU provider, with the same inputs as the torch rows."""
+    import tempfile
+
+    from ldf_ros.config import load_config
+    from ldf_ros.models.depth_net import load_depth_net
+    from ldf_ros.models.onnx_export import export_depth_onnx
+    from ldf_ros.models.text import CachedTextEncoder, NullTextEncoder
+    from ldf_ros.runtime.learned_fusion import OrtFusion, load_fusion_net
+    from ldf_ros.runtime.onnx_depth import OnnxDepthPredictor, OnnxDepthSettings
+
+    tmp = tempfile.mkdtemp(prefix="ldf_bench_")
+    cfg = load_config(None, {"runtime.onnx_cache_dir": tmp, "runtime.onnx_provider": "cpu", "runtime.num_threads": threads})
+    if kind == "fusion":
+        net = load_fusion_net(path, None)
+        run = OrtFusion(path, cfg, CachedTextEncoder(NullTextEncoder(net.cfg.text_dim)), check_text=False)
+        return net, lambda: run(rgb, thermal01, "cached caption")
+    net = load_depth_net(path, kind)
+    c = net.cfg
+    pred = OnnxDepthPredictor(export_depth_onnx(net, f"{tmp}/{kind}.onnx"), kind,
+                              OnnxDepthSettings(c.input_width, c.input_height, (0.0,) * 3, (1.0,) * 3, "metric",
+                                                provider="cpu"))
+    return net, (lambda: pred(rgb)) if kind == "visible" else (lambda: pred(thermal01))
 
 
 def _pipeline_markdown(results, repeats, warmup, peak_mb, io_kind, device) -> str:

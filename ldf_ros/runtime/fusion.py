@@ -27,6 +27,28 @@ def load_fusion_backend(cfg: FusionConfig, device: str):
     path = resolve_path(cfg.model.fusion_weights or f"models/fusion_{cfg.model.variant}.safetensors")
     try:
         from ldf_ros.runtime.learned_fusion import LearnedFusion
-        return LearnedFusion.from_checkpoint(path, cfg, device), None
+        if cfg.runtime.backend == "onnxruntime":
+            backend, problem = _onnxruntime_fusion(path, cfg)
+            if backend is not None:
+                return backend, problem
+        else:
+            problem = None
+        return LearnedFusion.from_checkpoint(path, cfg, device), problem
     except (ImportError, ValueError) as exc:   # CheckpointError is a ValueError
         return ClassicalFusion(), f"fusion variant {cfg.model.variant!r} unavailable, using classical: {exc}"
+
+
+def _onnxruntime_fusion(path, cfg: FusionConfig):
+    """(OrtFusion or None, problem): None falls back to PyTorch (the teacher, no onnxruntime)."""
+    if cfg.model.variant != "student":
+        return None, f"runtime.backend onnxruntime runs the fusion student only; the {cfg.model.variant} runs in PyTorch"
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return None, "runtime.backend onnxruntime: onnxruntime is not installed; the fusion runs in PyTorch"
+    from ldf_ros.models.text import make_text_encoder
+    from ldf_ros.runtime.learned_fusion import CachedTextEncoder, OrtFusion
+    m = cfg.model
+    text = CachedTextEncoder(make_text_encoder(m.text_encoder, m.clip_model, m.clip_checkpoint, "cpu"))
+    backend = OrtFusion(path, cfg, text)
+    return backend, backend.problem

@@ -44,7 +44,67 @@ class LearnedFusion:
 
     @torch.inference_mode()
     def __call__(self, rgb: np.ndarray, thermal01: np.ndarray, caption: str = "") -> np.ndarray:
-        vis = torch.from_numpy(rgb).permute(2, 0, 1)[None].to(self.device, self.dtype) / 255.0
+        vis, ir, (h, w) = _padded_inputs(rgb, thermal01)
+        vis, ir = vis.to(self.device, self.dtype), ir.to(self.device, self.dtype)
+        emb = self.text([caption]).to(self.device, self.dtype)
+        return _to_uint8(self.net(vis, ir, emb)[0, :, :h, :w])
+
+
+def _padded_inputs(rgb: np.ndarray, thermal01: np.ndarray):
+    """(visible (1, 3, H', W'), infrared (1, 1, H', W'), (H, W)): [0, 1] tensors padded by edge
+    replication to multiples of 8 (the networks halve the size three times); crop back to (H, W)."""
+    vis = torch.from_numpy(rgb).permute(2, 0, 1)[None].float() / 255.0
+    ir = torch.from_numpy(np.ascontiguousarray(thermal01, dtype=np.float32))[None, None]
+    h, w = rgb.shape[:2]
+    pad_h, pad_w = (-h) % 8, (-w) % 8
+    if pad_h or pad_w:
+        vis = torch.nn.functional.pad(vis, (0, pad_w, 0, pad_h), mode="replicate")
+        ir = torch.nn.functional.pad(ir, (0, pad_w, 0, pad_h), mode="replicate")
+    return vis, ir, (h, w)
+
+
+def _to_uint8(out: torch.Tensor) -> np.ndarray:
+    """(3, H, W) in [0, 1] -> (H, W, 3) uint8."""
+    return (out.float().clamp(0, 1) * 255 + 0.5).byte().permute(1, 2, 0).cpu().numpy()
+
+
+class OrtFusion:
+    """The fusion student run by onnxruntime: exported once from its checkpoint into the cache
+    (file named by the checkpoint's hash, so a new checkpoint exports again), same call and
+    output as `LearnedFusion`; the caption embedding is computed outside and fed in."""
+
+    def __init__(self, checkpoint, cfg, text: CachedTextEncoder, check_text: bool = True):
+        import hashlib
+
+        import onnxruntime as ort
+
+        from ldf_ros.models.onnx_export import export_fusion_onnx
+        from ldf_ros.runtime.onnx_depth import OnnxDepthSettings, choose_providers, onnx_cache_dir
+
+        net = load_fusion_net(checkpoint, text.encoder if check_text else None)
+        if net.cfg.role != "student":
+            raise CheckpointError(f"{checkpoint}: runtime.backend onnxruntime runs the fusion student only")
+        digest = hashlib.sha256(open(checkpoint, "rb").read()).hexdigest()[:16]
+        path = onnx_cache_dir(cfg) / f"fusion_student-{digest}.onnx"
+        if not path.is_file():
+            tmp = path.with_name(path.name + ".tmp.onnx")
+            export_fusion_onnx(net, tmp).replace(path)
+        settings = OnnxDepthSettings.from_config(cfg)
+        providers, self.problem = choose_providers(cfg.runtime.onnx_provider, ort.get_available_providers(), settings)
+        opts = ort.SessionOptions()
+        opts.log_severity_level = 3
+        if cfg.runtime.num_threads:
+            opts.intra_op_num_threads = cfg.runtime.num_threads
+        self.session = ort.InferenceSession(str(path), sess_options=opts, providers=providers)
+        self.providers = self.session.get_providers()
+        self.text, self.path, self.name = text, path, "student"
+
+    def __call__(self, rgb: np.ndarray, thermal01: np.ndarray, caption: str = "") -> np.ndarray:
+        vis, ir, (h, w) = _padded_inputs(rgb, thermal01)
+        emb = self.text([caption]).float().cpu().numpy()
+        out = self.session.run(None, {"visible": vis.numpy(), "infrared": ir.numpy(), "text": emb})[0]
+        return _to_uint8(torch.from_numpy(out)[0, :, :h, :w])
+
         ir = torch.from_numpy(np.ascontiguousarray(thermal01, dtype=np.float32))[None, None].to(self.device, self.dtype)
         emb = self.text([caption]).to(self.device, self.dtype)
         h, w = rgb.shape[:2]

@@ -43,10 +43,16 @@ class OnnxDepthSettings:
     max_depth: float = 80.0
 
     @staticmethod
-    def from_config(cfg, fp16: bool = True) -> "OnnxDepthSettings":
-        """From the `onnx_depth` section of `ldf_ros.config.FusionConfig`."""
-        return OnnxDepthSettings(cfg.input_width, cfg.input_height, tuple(cfg.mean), tuple(cfg.std), cfg.output,
-                                 cfg.camera_height_m, cfg.focal_px, cfg.provider, cfg.engine_cache_dir, fp16)
+    def from_config(cfg) -> "OnnxDepthSettings":
+        """From the `onnx_depth` and `runtime` sections of a `ldf_ros.config.FusionConfig`."""
+        o, r = cfg.onnx_depth, cfg.runtime
+        return OnnxDepthSettings(o.input_width, o.input_height, tuple(o.mean), tuple(o.std), o.output, o.camera_height_m,
+                                 o.focal_px, r.onnx_provider, str(onnx_cache_dir(cfg) / "tensorrt"), r.fp16)
+
+
+def onnx_cache_dir(cfg) -> Path:
+    """Where exported ONNX files and TensorRT engines live (runtime.onnx_cache_dir)."""
+    return Path(cfg.runtime.onnx_cache_dir).expanduser() if cfg.runtime.onnx_cache_dir else Path.home() / ".cache" / "ldf_ros"
 
 
 def choose_providers(requested: str, available: list[str], settings: OnnxDepthSettings) -> tuple[list, str | None]:
@@ -57,7 +63,7 @@ def choose_providers(requested: str, available: list[str], settings: OnnxDepthSe
     chosen = [name for name in order if PROVIDERS[name] in available] or ["cpu"]
     problem = None
     if requested != "auto" and chosen[0] != requested:
-        problem = (f"onnx_depth.provider {requested!r}: {PROVIDERS[requested]} is not available "
+        problem = (f"runtime.onnx_provider {requested!r}: {PROVIDERS[requested]} is not available "
                    f"(onnxruntime has {', '.join(available)}); using {PROVIDERS[chosen[0]]}")
     out = []
     for name in chosen:

@@ -130,7 +130,7 @@ class FusionPipeline:
         if str(path).endswith(".onnx"):
             from ldf_ros.runtime.onnx_depth import OnnxDepthError, OnnxDepthPredictor, OnnxDepthSettings
             try:
-                settings = OnnxDepthSettings.from_config(self.cfg.onnx_depth, self.cfg.runtime.fp16)
+                settings = OnnxDepthSettings.from_config(self.cfg)
                 predictor = OnnxDepthPredictor(path, modality, settings)
             except OnnxDepthError as exc:
                 raise CheckpointError(str(exc)) from exc
