@@ -32,6 +32,7 @@ setup(
     entry_points={
         "console_scripts": [
             "fusion_node = ldf_ros.ros.fusion_node:main",
+            "fusion_lifecycle_node = ldf_ros.ros.fusion_node:lifecycle_main",
             "ldf-ros = ldf_ros.cli:main",
         ],
     },

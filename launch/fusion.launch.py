@@ -12,7 +12,7 @@ from ament_index_python.packages import PackageNotFoundError, get_package_share_
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, LogInfo, OpaqueFunction, SetEnvironmentVariable
 from launch.substitutions import LaunchConfiguration
-from launch_ros.actions import Node
+from launch_ros.actions import LifecycleNode, Node
 
 # launch argument -> node parameter it overrides (checked against the config schema by the tests)
 PARAMETER_ARGUMENTS = {"device": "runtime.device", "variant": "model.variant"}
@@ -28,8 +28,10 @@ def _node(context):
     overrides = {param: get(arg) for arg, param in PARAMETER_ARGUMENTS.items() if get(arg)}
     overrides["use_sim_time"] = get("use_sim_time").lower() == "true"
     rgb, thermal = get("rgb_topic"), get("thermal_topic")
-    return [Node(
-        package="ldf_ros", executable="fusion_node", name="ldf_fusion", namespace=get("namespace"),
+    lifecycle = get("lifecycle").lower() == "true"
+    return [(LifecycleNode if lifecycle else Node)(
+        package="ldf_ros", executable="fusion_lifecycle_node" if lifecycle else "fusion_node", name="ldf_fusion",
+        namespace=get("namespace"),
         parameters=[get("params_file"), overrides],
         remappings=[("rgb/image", rgb), ("rgb/camera_info", info_topic(rgb)),
                     ("thermal/image", thermal), ("thermal/camera_info", info_topic(thermal))],
@@ -66,6 +68,8 @@ def generate_launch_description():
         DeclareLaunchArgument("variant", default_value="", description="student | teacher | classical (empty: from params_file)"),
         DeclareLaunchArgument("use_sim_time", default_value="false", description="use /clock (bag replay)"),
         DeclareLaunchArgument("rviz", default_value="false", description="start RViz with config/ldf_ros.rviz"),
+        DeclareLaunchArgument("lifecycle", default_value="false",
+                              description="run the managed node (configure/activate by a lifecycle manager, e.g. Nav2's)"),
     ]
     if "FASTDDS_DEFAULT_PROFILES_FILE" not in os.environ:
         actions.append(SetEnvironmentVariable("FASTDDS_DEFAULT_PROFILES_FILE",

@@ -305,3 +305,38 @@ def test_a_parameter_dump_loads_back(harness_factory, depth_weights, tmp_path):
     rc = proc.wait(timeout=60)
     log = "".join(lines) + proc.stdout.read()
     assert rc == 0 and "ldf_fusion up" in log and "configuration error" not in log, log
+
+
+def _transition(h, label: str) -> str:
+    """Drive the managed node through a transition (lifecycle services); returns the new state."""
+    from lifecycle_msgs.msg import Transition
+    from lifecycle_msgs.srv import ChangeState, GetState
+    ids = {"configure": Transition.TRANSITION_CONFIGURE, "activate": Transition.TRANSITION_ACTIVATE,
+           "deactivate": Transition.TRANSITION_DEACTIVATE, "cleanup": Transition.TRANSITION_CLEANUP}
+    change = h.node.create_client(ChangeState, f"{h.ns}/ldf_fusion/change_state")
+    get = h.node.create_client(GetState, f"{h.ns}/ldf_fusion/get_state")
+    assert change.wait_for_service(timeout_sec=60) and get.wait_for_service(timeout_sec=60)
+    done = change.call_async(ChangeState.Request(transition=Transition(id=ids[label])))
+    assert h.spin_until(done.done, 90) and done.result().success, label
+    state = get.call_async(GetState.Request())
+    assert h.spin_until(state.done, 30)
+    return state.result().current_state.label
+
+
+def test_lifecycle_node_configures_activates_deactivates_and_cleans_up(depth_weights):
+    h = NodeHarness(params(depth_weights), entry=["-m", "ldf_ros.ros.fusion_node", "--lifecycle"])
+    try:
+        rgb, thermal = camera_images()
+        for cycle in range(2):                       # a managed node can go round again
+            assert _transition(h, "configure") == "inactive"
+            assert _transition(h, "activate") == "active"
+            h.probes_answered = 0
+            h.wait_ready()
+            stamp = (90 + cycle) * S
+            h.send_pair(stamp, rgb, thermal)
+            assert h.wait_fused(stamp), h.stop()
+            assert _transition(h, "deactivate") == "inactive"
+            assert _transition(h, "cleanup") == "unconfigured"
+    finally:
+        log = h.stop()
+    assert h.proc.returncode == 0 and "Traceback" not in log, log

@@ -10,7 +10,7 @@ from ldf_ros.config import config_to_flat, FusionConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 LAUNCH = ROOT / "launch" / "fusion.launch.py"
-ISSUE_ARGUMENTS = {"namespace", "rgb_topic", "thermal_topic", "params_file", "device", "variant", "use_sim_time", "rviz"}
+ISSUE_ARGUMENTS = {"namespace", "rgb_topic", "thermal_topic", "params_file", "device", "variant", "use_sim_time", "rviz", "lifecycle"}
 
 
 def _launch_tree():

@@ -27,6 +27,7 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
 from rclpy.clock import Clock, ClockType
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
 from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
 from rclpy.qos import QoSHistoryPolicy, QoSProfile, QoSReliabilityPolicy, qos_profile_sensor_data
@@ -64,29 +65,56 @@ def use_message_filters() -> bool:
         return False
 
 
-class FusionNode(Node):
-    def __init__(self, **kwargs):
-        super().__init__(NODE_NAME, **kwargs)
-        self.cfg = self._read_parameters()
+class _FusionCore:
+    """What the plain and the managed (lifecycle) node share. Set-up in four steps, as the
+    lifecycle names them: configure (`_setup`: pipeline and models, publishers, timers),
+    activate (`_start`: subscriptions, worker), deactivate (`_halt`), cleanup (`_teardown`)."""
+
+    pipeline: FusionPipeline | None = None
+    worker: LatestWorker | None = None
+    _subs: list = []
+    _timers: list = []
+    _publishers_made: list = []
+
+    def _setup(self) -> None:
         self.problems = ProblemLog(self._log)
         self.pipeline = FusionPipeline(self.cfg, log=self._log)
         self.meters = {"rgb": RateMeter(), "thermal": RateMeter(), "pairs": RateMeter(), "processed": RateMeter()}
         self.stage_ms: dict[str, deque] = {s: deque(maxlen=200) for s in STAGES + ("total", "age")}
         self.infos: dict[str, CameraInfo | None] = {"rgb": None, "thermal": None}
         self._restarted_at = -float("inf")
+        self._subs: list = []
         self._make_publishers()
-        self._make_subscriptions()
         steady = Clock(clock_type=ClockType.STEADY_TIME)   # a paused /clock must not stop these
+        self._timers = [self.create_timer(WATCHDOG_PERIOD_S, self._watchdog, clock=steady)]
         if self.cfg.outputs.diagnostics:
-            self.create_timer(self.cfg.outputs.diagnostics_period_s, self._publish_diagnostics, clock=steady)
+            self._timers.append(self.create_timer(self.cfg.outputs.diagnostics_period_s, self._publish_diagnostics,
+                                                  clock=steady))
         self.worker = LatestWorker(self._process, self._on_worker_error, name="ldf_fusion_worker",
                                    warmup=lambda: self.pipeline.warmup(640, 512))
-        self.create_timer(WATCHDOG_PERIOD_S, self._watchdog, clock=steady)
+
+    def _start(self) -> None:
+        self._make_subscriptions()
         self.worker.start()
         self.get_logger().info(
             f"ldf_fusion up: variant={self.pipeline.variant} device={self.pipeline.device} "
             f"pairing={'message_filters' if self._with_message_filters else 'builtin'} slop={self.cfg.sync.slop_s}s "
             f"rgb={self.resolve_topic_name(self.cfg.topics.rgb_image)} thermal={self.resolve_topic_name(self.cfg.topics.thermal_image)}")
+
+    def _halt(self) -> bool:
+        """Stop taking input and finish the frame in progress; True when the worker has ended."""
+        for sub in self._subs:
+            self.destroy_subscription(sub)
+        self._subs = []
+        return self.worker.stop() if self.worker is not None else True
+
+    def _teardown(self) -> None:
+        for timer in self._timers:
+            self.destroy_timer(timer)
+        for pub in self._publishers_made:
+            self.destroy_publisher(pub)
+        self._timers, self._publishers_made = [], []
+        self.pipeline = self.worker = None
 
     # --- parameters -------------------------------------------------------------------------
     def _read_parameters(self) -> FusionConfig:
@@ -127,7 +155,8 @@ class FusionNode(Node):
     def _apply(self, cfg: FusionConfig) -> None:
         """Switch to a validated config whose read-only parts are unchanged (one reference swap
         per object: the worker sees the old or the new config for a whole frame, never a mix)."""
-        self.pipeline.update_config(cfg)
+        if self.pipeline is not None:
+            self.pipeline.update_config(cfg)
         if hasattr(self, "_pairing"):
             self._pairing.slop_ns = int(round(cfg.sync.slop_s * 1e9))
         elif hasattr(self, "_sync"):
@@ -170,6 +199,7 @@ class FusionNode(Node):
     # --- wiring -----------------------------------------------------------------------------
     def _make_publishers(self) -> None:
         """Every output's publisher exists from the start, so outputs.* can be switched live."""
+        before = set(self.publishers)
         self.pub_fused = self.create_publisher(Image, "~/fused/image", RELIABLE)
         self.pub_fused_info = self.create_publisher(CameraInfo, "~/fused/camera_info", RELIABLE)
         self.pub_depth = self.create_publisher(Image, "~/depth/image", RELIABLE)
@@ -180,6 +210,7 @@ class FusionNode(Node):
         self.pub_caption_stamped = self.create_publisher(DiagnosticArray, "~/caption/stamped", RELIABLE)
         self.pub_thermal = self.create_publisher(Image, "~/thermal/registered", RELIABLE)
         self.pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", 10) if self.cfg.outputs.diagnostics else None
+        self._publishers_made = [p for p in self.publishers if p not in before]
 
     def _make_subscriptions(self) -> None:
         t, s = self.cfg.topics, self.cfg.sync
@@ -190,18 +221,20 @@ class FusionNode(Node):
             import message_filters
             rgb_sub = message_filters.Subscriber(self, Image, t.rgb_image, qos_profile=qos)
             th_sub = message_filters.Subscriber(self, Image, t.thermal_image, qos_profile=qos)
+            self._subs += [rgb_sub.sub, th_sub.sub]
             rgb_sub.registerCallback(lambda m: self.meters["rgb"].tick())
             th_sub.registerCallback(lambda m: self.meters["thermal"].tick())
             self._sync = message_filters.ApproximateTimeSynchronizer([rgb_sub, th_sub], s.queue_size, s.slop_s)
             self._sync.registerCallback(self._on_pair)
         else:
             self._pairing = ApproximatePairing(int(round(s.slop_s * 1e9)), s.queue_size, self._on_pair)
-            self.create_subscription(Image, t.rgb_image, lambda m: self._on_image(0, "rgb", m), qos)
-            self.create_subscription(Image, t.thermal_image, lambda m: self._on_image(1, "thermal", m), qos)
+            self._subs += [self.create_subscription(Image, t.rgb_image, lambda m: self._on_image(0, "rgb", m), qos),
+                           self.create_subscription(Image, t.thermal_image, lambda m: self._on_image(1, "thermal", m), qos)]
         if t.use_camera_info:
             info_qos = QoSProfile(depth=1, reliability=QoSReliabilityPolicy.BEST_EFFORT, history=QoSHistoryPolicy.KEEP_LAST)
-            self.create_subscription(CameraInfo, t.rgb_info, lambda m: self._on_info("rgb", m), info_qos)
-            self.create_subscription(CameraInfo, t.thermal_info, lambda m: self._on_info("thermal", m), info_qos)
+            self._subs += [self.create_subscription(CameraInfo, t.rgb_info, lambda m: self._on_info("rgb", m), info_qos),
+                           self.create_subscription(CameraInfo, t.thermal_info, lambda m: self._on_info("thermal", m),
+                                                    info_qos)]
         else:
             self.get_logger().info("topics.use_camera_info is false: intrinsics from registration.rgb_k / thermal_k")
 
@@ -358,9 +391,55 @@ class FusionNode(Node):
         status.values = [KeyValue(key=k, value=v) for k, v in values.items()]
         return status
 
-    def stop(self, timeout_s: float = 10.0) -> bool:
+    def stop(self) -> bool:
         """Finish the frame in progress and end the worker; True when it has ended."""
-        return self.worker.stop(timeout_s)
+        return self._halt()
+
+
+class FusionNode(_FusionCore, Node):
+    """The plain node: configured and active from construction."""
+
+    def __init__(self, **kwargs):
+        Node.__init__(self, NODE_NAME, **kwargs)
+        self.cfg = self._read_parameters()
+        self._setup()
+        self._start()
+
+
+class LifecycleFusionNode(_FusionCore, LifecycleNode):
+    """The managed node (Nav2 bring-up): parameters at construction; configure loads the models
+    (a failure leaves it unconfigured, with the reason logged), activate subscribes and starts
+    the worker, deactivate stops both, cleanup frees the models."""
+
+    def __init__(self, **kwargs):
+        LifecycleNode.__init__(self, NODE_NAME, **kwargs)
+        self.cfg = self._read_parameters()
+
+    def on_configure(self, state) -> TransitionCallbackReturn:
+        try:
+            self._setup()
+        except Exception as exc:  # noqa: BLE001 - reported; the node stays unconfigured
+            self.get_logger().error(f"configure failed: {type(exc).__name__}: {exc}")
+            return TransitionCallbackReturn.FAILURE
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state) -> TransitionCallbackReturn:
+        self._start()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_deactivate(self, state) -> TransitionCallbackReturn:
+        self._halt()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_cleanup(self, state) -> TransitionCallbackReturn:
+        self._teardown()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state) -> TransitionCallbackReturn:
+        self._halt()
+        if self.pipeline is not None:
+            self._teardown()
+        return TransitionCallbackReturn.SUCCESS
 
 
 def parameter_descriptor(key: str) -> ParameterDescriptor:
@@ -393,14 +472,18 @@ def _is_rclpy_parameter(name: str) -> bool:
     return name in ("use_sim_time", "start_type_description_service") or name.startswith("qos_overrides.")
 
 
-def main(args=None) -> int:
-    """Spin until SIGINT or SIGTERM; then stop the worker before the context goes away, exit 0."""
+def main(args=None, lifecycle: bool | None = None) -> int:
+    """Spin until SIGINT or SIGTERM; then stop the worker before the context goes away, exit 0.
+    `lifecycle` (or `--lifecycle` before the ROS arguments) runs the managed node."""
+    if lifecycle is None:
+        ours = sys.argv[1:sys.argv.index("--ros-args")] if "--ros-args" in sys.argv else sys.argv[1:]
+        lifecycle = "--lifecycle" in ours
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     try:
-        node = FusionNode()
+        node = LifecycleFusionNode() if lifecycle else FusionNode()
     except ConfigError as exc:
         print(f"[{NODE_NAME}] configuration error: {exc}", file=sys.stderr)
         rclpy.try_shutdown()
@@ -419,6 +502,11 @@ def main(args=None) -> int:
         node.destroy_node()
         rclpy.try_shutdown()
     return 0
+
+
+def lifecycle_main(args=None) -> int:
+    """Entry point `fusion_lifecycle_node`: the managed node."""
+    return main(args, lifecycle=True)
 
 
 if __name__ == "__main__":
