@@ -232,3 +232,33 @@ def test_published_depth_confidence_and_the_nan_floor():
     np.testing.assert_allclose(masked.depth[conf >= floor], res.depth[conf >= floor])
     single = FusionPipeline(load_config(None, {**base, "runtime.depth_flip_consistency": False})).process(rgb, thermal, None, None)
     assert single.depth_confidence is None and np.isfinite(single.depth).all()
+
+
+def test_a_gray_visible_camera_gets_a_gray_fused_image(tmp_path):
+    """No invented chroma: a gray visible input (mono8, or RGB with equal channels) gives a gray
+    output from every fusion backend, the learned one included."""
+    from ldf_ros.config import load_config
+    from ldf_ros.models.checkpoint import save_checkpoint
+    from ldf_ros.models.fusion_net import FusionNet, FusionNetConfig
+    from ldf_ros.runtime.pipeline import FusionPipeline, is_gray
+    import torch
+
+    torch.manual_seed(0)
+    net = FusionNet(FusionNetConfig(role="student", student_widths=(8, 16, 16)))
+    with torch.no_grad():                      # chroma corrections that would tint a gray image
+        net.student.out.bias[1:] = 2.0
+    ckpt = save_checkpoint(tmp_path / "f.safetensors", net, "fusion", {**net.cfg.to_dict(), "text": {"encoder": "none", "dim": 384}})
+    rng = np.random.default_rng(0)
+    gray = np.repeat(rng.integers(0, 255, (64, 80, 1), dtype=np.uint8), 3, axis=2)
+    color = rng.integers(0, 255, (64, 80, 3), dtype=np.uint8)
+    thermal = rng.integers(0, 255, (64, 80), dtype=np.uint8)
+    assert is_gray(gray) and not is_gray(color)
+    for variant, extra in (("classical", {}), ("student", {"model.fusion_weights": str(ckpt), "model.text_encoder": "none"})):
+        pipe = FusionPipeline(load_config(None, {"model.variant": variant, "registration.mode": "identity",
+                                                 "outputs.depth": False, "outputs.points": False,
+                                                 "runtime.warmup_runs": 0, **extra}))
+        assert pipe.variant == variant
+        out = pipe.process(gray, thermal, None, None).fused
+        assert is_gray(out, tolerance=0), variant
+    tinted = pipe.process(color, thermal, None, None).fused
+    assert not is_gray(tinted)                 # colour input keeps its colour

@@ -64,6 +64,21 @@ def check_pair(rgb: np.ndarray, thermal: np.ndarray) -> None:
         raise InputError("empty image")
 
 
+def is_gray(rgb: np.ndarray, tolerance: int = 2) -> bool:
+    """True for a gray visible image stored as RGB (channels equal within `tolerance` levels
+    on a subsample): many thermal rigs pair a monochrome camera, and mono8 input arrives so."""
+    sample = rgb[::4, ::4].astype(np.int16)
+    return int(np.abs(sample[..., 0] - sample[..., 1]).max()) <= tolerance and \
+        int(np.abs(sample[..., 1] - sample[..., 2]).max()) <= tolerance
+
+
+def gray_like(rgb: np.ndarray) -> np.ndarray:
+    """The luminance of an RGB uint8 image in all three channels."""
+    import cv2
+    y = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    return np.repeat(y[..., None], 3, axis=2)
+
+
 def check_intrinsics(name: str, k: np.ndarray | None) -> None:
     """InputError naming the camera when its K is not a pinhole camera (None is allowed: config)."""
     if k is not None and (problem := intrinsics_problem(k)):
@@ -193,6 +208,8 @@ class FusionPipeline:
             caption = make_caption(rgb, thermal01, d_vis, d_th)
         with _timed(timings, "fusion"):
             fused = self.fusion(rgb, thermal01, caption)
+            if is_gray(rgb):        # a gray camera gets a gray fused image: no colour the scene did not show
+                fused = gray_like(fused)
         spreads = (s_vis, s_th) if s_vis is not None and s_th is not None else None
         depth, confidence = self._published_depth(d_vis, d_th, rgb, fused, valid, k_depth, timings, spreads)
         xyz = colors = None
