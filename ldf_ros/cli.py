@@ -359,6 +359,13 @@ def cmd_train(args: argparse.Namespace) -> int:
                                  "denoiser": args.denoiser, "text_encoder": args.text_encoder,
                                  "depth_weight": args.depth_weight, "init": args.init, "lr": args.lr})
         print(f"wrote {train_fusion(cfg, resume=not args.restart)}")
+    if args.what == "recipe":
+        from ldf_ros.training.recipe import load_recipe, run_recipe
+        recipe = load_recipe(args.recipe)
+        root = args.out or f"out/recipes/{Path(args.recipe).stem}"
+        final = run_recipe(recipe, root, dry_run=args.dry_run, ship=args.ship, threads=args.threads)
+        print(f"{'would write' if args.dry_run else 'wrote'} {final}" + (f" (ships as {recipe.ships})" if recipe.ships else ""))
+        return 0
     if args.what == "depth" and args.bag:
         return _train_depth_bag(args)
     if args.what == "depth":
@@ -408,6 +415,13 @@ def _train_parser(sub, name: str, help_text: str) -> argparse.ArgumentParser:
 def _setup_train(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="what", metavar="WHAT")
     sub.required = True
+    r = sub.add_parser("recipe", help="train a shipped model by its recipe (config/recipes/*.yaml): every stage in order")
+    r.add_argument("recipe", help="recipe YAML, e.g. config/recipes/depth_visible_student.yaml")
+    r.add_argument("--out", default=None, help="run folder root (default out/recipes/<recipe>)")
+    r.add_argument("--dry-run", action="store_true", help="print the stages and stop")
+    r.add_argument("--ship", action="store_true", help="copy the result over the shipped file")
+    r.add_argument("--threads", type=int, default=None, help="torch CPU threads per run")
+    r.set_defaults(func=cmd_train)
     d = _train_parser(sub, "depth", "train a visible or thermal depth network (teacher or student)")
     d.add_argument("--modality", choices=["visible", "thermal", "rgb_thermal"],
                    help="rgb_thermal: RGB + thermal stacked (teachers only; distilled into one-camera students)")

@@ -46,7 +46,7 @@ def bench_synth(frames: int = 5, conditions=("day", "night", "fog"), thermal_siz
 
 
 PIPELINE_STAGES = ("decode", "pairing", "register", "normalize", "depth", "caption", "fusion", "pointcloud", "encode_publish")
-# node overhead as issue 6 defines it: everything but model inference and captioning
+# node overhead: everything but model inference and captioning
 OVERHEAD_STAGES = ("decode", "pairing", "register", "normalize", "pointcloud", "encode_publish")
 
 

@@ -126,8 +126,8 @@ def evaluate_runtime_depth(pipe, samples, progress: bool = True):
     each branch (thermal: where the thermal camera sees), the published blend, the visible
     branch and the blend on the thermal branch's pixels (like-for-like comparisons: outside
     the thermal camera's view the blend is the visible branch alone), and, as the baseline,
-    the thermal branch on the whole registered frame with its blank border (the runtime
-    before session 11) and its blend."""
+    the thermal branch on the whole registered frame with its blank border (what the runtime
+    did before it used the thermal window) and its blend."""
     from tqdm import tqdm
 
     from ldf_ros.runtime.depth import blend_depths

@@ -75,8 +75,9 @@ def teacher_config(modality: str) -> DepthNetConfig:
 
 
 def student_config(modality: str) -> DepthNetConfig:
-    """The onboard student: 478 k parameters, 23% of the teacher (issue 5 allows a quarter).
-    The session-2 students used the dataclass defaults (278 k); their checkpoints carry that."""
+    """The onboard student: 478 k parameters, 23% of the teacher (a quarter at most, to run
+    beside the fusion network). Older, smaller students used the dataclass defaults (278 k);
+    their checkpoints carry that."""
     return DepthNetConfig(modality=modality, role="student", widths=(16, 32, 48, 64, 80))
 
 

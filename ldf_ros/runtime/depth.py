@@ -174,7 +174,7 @@ def resize_depth(depth: np.ndarray, width: int, height: int) -> np.ndarray:
 SPREAD_FLOOR = 0.01
 
 # The visible image's reliability for depth (scripts/tune_blend.py chose them on the validation
-# streets through the rig, docs/BENCHMARKS.md session 16): below DARK_LUMA of local mean luma the
+# streets through the rig, docs/BENCHMARKS.md): below DARK_LUMA of local mean luma the
 # visible branch is not trusted at all, from DARK_LUMA + BRIGHT_SPAN fully; a local luma standard
 # deviation of FULL_CONTRAST counts as full texture (fog and glare stay below it).
 DARK_LUMA = 0.06
