@@ -70,7 +70,11 @@ class NodeHarness:
         for k, v in params.items():
             args += ["-p", f"{k}:={_param(v)}"]
         self.proc = subprocess.Popen(args + (node_args or []), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        rclpy.init()
+        try:
+            rclpy.init()
+        except Exception:
+            stop_process(self.proc)           # never leave a node behind
+            raise
         self.node = rclpy.create_node("rig", namespace=self.ns)
         self.executor = SingleThreadedExecutor()
         self.executor.add_node(self.node)
