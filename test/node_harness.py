@@ -106,7 +106,7 @@ class NodeHarness:
 
     def _diag(self, msg):
         for s in msg.status:
-            if s.name.startswith(f"{self.ns[1:]}") or self.ns in s.name or s.name.startswith("ldf_fusion"):
+            if s.name.startswith(f"{self.ns}/ldf_fusion:"):      # /diagnostics is shared by every node
                 self.out.diagnostics.append(s)
 
     def wait_ready(self, timeout_s: float = 40.0) -> None:

@@ -49,7 +49,9 @@ def test_pairs_in_every_output_out(harness_factory, depth_weights):
         h.send_pair(stamp, rgb, thermal, thermal_offset_ns=3_000_000)
         sent.append(stamp)
         assert h.wait_fused(stamp), h.stop()
-    assert h.spin_until(lambda: len(h.out.points) == len(sent) and len(h.out.caption) == len(sent), 30), h.stop()
+    names = ("fused_info", "depth", "depth_info", "confidence", "points", "caption")
+    # each output is its own topic: they arrive in any order, so wait for all of them
+    assert h.spin_until(lambda: all(len(getattr(h.out, n)) >= len(sent) for n in names), 60), h.stop()
     assert sorted(stamp_of(m) for m in h.out.fused) == sent
     for name in ("fused_info", "depth", "depth_info", "confidence", "points"):
         assert sorted(stamp_of(m) for m in getattr(h.out, name)) == sent, name

@@ -137,7 +137,9 @@ def run_node_on_bag(bag: Path, config: Path | None, overrides: dict, rate: float
     qos = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
     for topic, msgtype in OUTPUT_TOPICS.items():
         node.create_subscription(message_class(msgtype), f"{ns}/ldf_fusion/{topic}", on_output(topic, msgtype), qos)
-    node.create_subscription(DiagnosticArray, "/diagnostics", lambda m: rec.diagnostics.extend(m.status), 10)
+    ours = f"{ns}/ldf_fusion:"          # /diagnostics is shared: keep only this node's status
+    node.create_subscription(DiagnosticArray, "/diagnostics",
+                             lambda m: rec.diagnostics.extend(s for s in m.status if s.name.startswith(ours)), 10)
     spin = lambda t: rclpy.spin_once(node, timeout_sec=t)  # noqa: E731
     try:
         player = BagPlayer(node, bag, prefix=ns, log=lambda m: node.get_logger().info(m))

@@ -356,7 +356,8 @@ class _FusionCore:
                                               status=[self._status()]))
 
     def _status(self) -> DiagnosticStatus:
-        status = DiagnosticStatus(name=f"{self.get_name()}: fusion pipeline", hardware_id=self.pipeline.device)
+        status = DiagnosticStatus(name=f"{self.get_fully_qualified_name()}: fusion pipeline",
+                                  hardware_id=self.pipeline.device)
         level, notes = DiagnosticStatus.OK, []   # levels are bytes constants; max() orders them
         if not self.worker.alive():
             level = DiagnosticStatus.ERROR
