@@ -27,7 +27,7 @@ def load_fusion_backend(cfg: FusionConfig, device: str):
     path = resolve_path(cfg.model.fusion_weights or f"models/fusion_{cfg.model.variant}.safetensors")
     try:
         from ldf_ros.runtime.learned_fusion import LearnedFusion
-        if cfg.runtime.backend == "onnxruntime":
+        if _use_onnxruntime(cfg, device):
             backend, problem = _onnxruntime_fusion(path, cfg)
             if backend is not None:
                 return backend, problem
@@ -36,6 +36,20 @@ def load_fusion_backend(cfg: FusionConfig, device: str):
         return LearnedFusion.from_checkpoint(path, cfg, device), problem
     except (ImportError, ValueError) as exc:   # CheckpointError is a ValueError
         return ClassicalFusion(), f"fusion variant {cfg.model.variant!r} unavailable, using classical: {exc}"
+
+
+def _use_onnxruntime(cfg: FusionConfig, device: str) -> bool:
+    """runtime.backend: onnxruntime asked for, or auto on the CPU with onnxruntime installed
+    (on CUDA, PyTorch runs the student; onnxruntime's CUDA/TensorRT providers are opt-in)."""
+    if cfg.runtime.backend != "auto":
+        return cfg.runtime.backend == "onnxruntime"
+    if device != "cpu" or cfg.model.variant != "student":
+        return False
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def _onnxruntime_fusion(path, cfg: FusionConfig):

@@ -87,7 +87,8 @@ class OrtFusion:
         digest = hashlib.sha256(open(checkpoint, "rb").read()).hexdigest()[:16]
         path = onnx_cache_dir(cfg) / f"fusion_student-{digest}.onnx"
         if not path.is_file():
-            tmp = path.with_name(path.name + ".tmp.onnx")
+            import os
+            tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.onnx")    # processes may export at once
             export_fusion_onnx(net, tmp).replace(path)
         settings = OnnxDepthSettings.from_config(cfg)
         providers, self.problem = choose_providers(cfg.runtime.onnx_provider, ort.get_available_providers(), settings)
