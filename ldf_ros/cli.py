@@ -267,7 +267,6 @@ def _checkpoint_fusion_fn(path: str, config: str | None):
 
 def cmd_fuse(args: argparse.Namespace) -> int:
     """Fuse every pair of two folders; one color PNG per pair under the same file name."""
-    import cv2
     import numpy as np
     from tqdm import tqdm
 

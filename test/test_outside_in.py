@@ -22,7 +22,7 @@ import pytest
 
 pytest.importorskip("rclpy")
 from hostile import S, hostile_kinds, send  # noqa: E402
-from node_harness import node_params as params, GUARD_S, NodeHarness, camera_images, make_depth_checkpoints, stamp_of, values_of  # noqa: E402
+from node_harness import node_params as params, GUARD_S, NodeHarness, camera_images, make_depth_checkpoints, values_of  # noqa: E402
 
 from ldf_ros.ros.conversions import numpy_to_image  # noqa: E402
 
@@ -305,8 +305,8 @@ def test_bad_parameters_stop_start_up_with_the_key_named(arg, key):
     assert "Traceback" not in proc.stderr
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
-def test_signal_under_load_exits_cleanly(depth_weights, sig):
+@pytest.mark.parametrize("sig,attempt", [(signal.SIGINT, 1), (signal.SIGINT, 2), (signal.SIGINT, 3), (signal.SIGTERM, 1)])
+def test_signal_under_load_exits_cleanly(depth_weights, sig, attempt):
     """A signal while pairs keep arriving and a frame is being processed: exit 0, no traceback."""
     h = NodeHarness(params(depth_weights))
     try:

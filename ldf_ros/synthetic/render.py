@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 from ldf_ros.synthetic.geometry import NO_HIT, Hits
-from ldf_ros.synthetic.scene import CLASS_ID, MATERIAL_ID, MATERIALS, ROAD_HALF_WIDTH, SIDEWALK_OUTER, Scene
+from ldf_ros.synthetic.scene import CLASS_ID, MATERIAL_ID, MATERIALS, ROAD_HALF_WIDTH, Scene
 
 COUNTS_PER_KELVIN = 100.0  # raw thermal counts = kelvin * 100 (0.01 K per count)
 
