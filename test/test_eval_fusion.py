@@ -9,7 +9,7 @@ from ldf_ros.data.paired import PairedFolder
 from ldf_ros.evaluation.fusion_report import evaluate_folder, summarize
 from ldf_ros.runtime.classical_fusion import BASELINES
 
-# Values measured on RoadScene val (23 pairs) with the field's evaluation code (issue 7).
+# Values measured on RoadScene val (23 pairs) with the field's evaluation code.
 REFERENCE = {
     "max": dict(EN=7.038, SD=41.74, SF=12.17, AG=4.331, MI=7.258, SCD=1.358, VIF=0.779, Qabf=0.552, SSIM=1.334),
     "average": dict(EN=6.782, SD=30.52, SF=8.636, AG=3.418, MI=2.821, SCD=1.411, VIF=0.548, Qabf=0.381, SSIM=1.431),
