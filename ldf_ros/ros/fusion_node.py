@@ -46,6 +46,7 @@ from ldf_ros.runtime.worker import LatestWorker
 
 THERMAL_ENCODINGS = ("mono8", "8UC1", "mono16", "16UC1", "32FC1")
 WATCHDOG_PERIOD_S = 1.0
+CAMERA_INFO_WAIT_S = 0.5         # the first pair waits this long for a camera's first CameraInfo
 RESTART_ERROR_HOLD_S = 10.0      # diagnostics stay ERROR this long after the worker was restarted
 RELIABLE = QoSProfile(depth=2, reliability=QoSReliabilityPolicy.RELIABLE, history=QoSHistoryPolicy.KEEP_LAST)
 
@@ -82,6 +83,8 @@ class _FusionCore:
         self.meters = {"rgb": RateMeter(), "thermal": RateMeter(), "pairs": RateMeter(), "processed": RateMeter()}
         self.stage_ms: dict[str, deque] = {s: deque(maxlen=200) for s in STAGES + ("total", "age")}
         self.infos: dict[str, CameraInfo | None] = {"rgb": None, "thermal": None}
+        self._info_seen = {"rgb": threading.Event(), "thermal": threading.Event()}
+        self._info_waited = {"rgb": False, "thermal": False}
         self._restarted_at = -float("inf")
         self._subs: list = []
         self._make_publishers()
@@ -246,6 +249,7 @@ class _FusionCore:
         """Keep the newest usable CameraInfo; a broken one is reported and the last good one kept."""
         if not any(msg.k):
             self.infos[cam] = msg                      # all zeros: uncalibrated, use the config
+            self._info_seen[cam].set()
             return
         problem = intrinsics_problem(camera_info_to_k(msg))
         if problem:
@@ -253,6 +257,7 @@ class _FusionCore:
                                  + ("the last valid one" if self.infos[cam] is not None else f"registration.{cam}_k"))
             return
         self.infos[cam] = msg
+        self._info_seen[cam].set()
 
     def _on_pair(self, rgb_msg: Image, thermal_msg: Image) -> None:
         """Executor thread: hand the newest pair to the worker; a pair still waiting is stale."""
@@ -301,7 +306,12 @@ class _FusionCore:
         self.problems.report(source, "warn", f"skipping {source} input: {reason}")
 
     def _intrinsics(self, cam: str, shape, fallback: list, topic: str) -> np.ndarray:
-        """K from the latest CameraInfo (scaled if its size differs from the image), else config."""
+        """K from the latest CameraInfo (scaled if its size differs from the image), else config.
+        Before the first CameraInfo of a camera, the first pair waits briefly for it: drivers
+        publish the info beside each image, and it may arrive just after the image."""
+        if self.infos[cam] is None and self.cfg.topics.use_camera_info and not self._info_waited[cam]:
+            self._info_waited[cam] = True
+            self._info_seen[cam].wait(CAMERA_INFO_WAIT_S)
         info = self.infos[cam]
         if info is None or not any(info.k):
             if self.cfg.topics.use_camera_info:

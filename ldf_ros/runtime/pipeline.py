@@ -121,12 +121,17 @@ class FusionPipeline:
             path = resolve_path(getattr(self.cfg.model, f"depth_{modality}_weights"))
             try:
                 setattr(self, f"depth_{modality}", self._depth_predictor(path, modality))
+                if not str(path).endswith(".onnx"):       # ONNX models log their provider themselves
+                    self.log("info", f"{modality} depth: {path}")
             except CheckpointError as exc:
                 self._problem(f"{modality} depth disabled: {exc}")
         self.fusion, problem = load_fusion_backend(self.cfg, self.device)
         if problem:
             self._problem(problem)
         self.variant = self.fusion.name
+        if self.variant != "classical":
+            runner = "onnxruntime" if type(self.fusion).__name__ == "OrtFusion" else f"PyTorch on {self.device}"
+            self.log("info", f"fusion: {self.variant} ({runner})")
 
     def update_config(self, cfg: FusionConfig) -> None:
         """Take a new config whose models, device and registration are unchanged (the node's
