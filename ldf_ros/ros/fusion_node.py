@@ -122,7 +122,9 @@ class _FusionCore:
     # --- parameters -------------------------------------------------------------------------
     def _read_parameters(self) -> FusionConfig:
         """Declare every config key as a parameter (its range, and read-only unless it can
-        change live); validate them together (ConfigError on bad values)."""
+        change live); validate them together (ConfigError on bad values). Declared with dynamic
+        typing, so `slop_s: 1` in a YAML file is as good as 1.0: the schema checks each type, and
+        `ros2 param describe` shows the type of the value set."""
         defaults = config_to_flat(FusionConfig())
         overrides = getattr(self, "_parameter_overrides", {}) or {}
         unknown = sorted(k for k in overrides if k not in defaults and not _is_rclpy_parameter(k))
@@ -165,7 +167,8 @@ class _FusionCore:
         elif hasattr(self, "_sync"):
             from rclpy.duration import Duration
             self._sync.slop = Duration(seconds=cfg.sync.slop_s)
-        changed = {k: v for k, v in config_to_flat(cfg).items() if config_to_flat(self.cfg)[k] != v}
+        before = config_to_flat(self.cfg)
+        changed = {k: v for k, v in config_to_flat(cfg).items() if before[k] != v}
         self.cfg = cfg
         self.get_logger().info("parameters changed: " + ", ".join(f"{k}={v}" for k, v in changed.items()))
 

@@ -44,17 +44,17 @@ class LearnedFusion:
 
     @torch.inference_mode()
     def __call__(self, rgb: np.ndarray, thermal01: np.ndarray, caption: str = "") -> np.ndarray:
-        vis, ir, (h, w) = _padded_inputs(rgb, thermal01)
-        vis, ir = vis.to(self.device, self.dtype), ir.to(self.device, self.dtype)
+        vis, ir, (h, w) = _padded_inputs(rgb, thermal01, self.device, self.dtype)
         emb = self.text([caption]).to(self.device, self.dtype)
         return _to_uint8(self.net(vis, ir, emb)[0, :, :h, :w])
 
 
-def _padded_inputs(rgb: np.ndarray, thermal01: np.ndarray):
-    """(visible (1, 3, H', W'), infrared (1, 1, H', W'), (H, W)): [0, 1] tensors padded by edge
-    replication to multiples of 8 (the networks halve the size three times); crop back to (H, W)."""
-    vis = torch.from_numpy(rgb).permute(2, 0, 1)[None].float() / 255.0
-    ir = torch.from_numpy(np.ascontiguousarray(thermal01, dtype=np.float32))[None, None]
+def _padded_inputs(rgb: np.ndarray, thermal01: np.ndarray, device: str = "cpu", dtype=torch.float32):
+    """(visible (1, 3, H', W'), infrared (1, 1, H', W'), (H, W)): [0, 1] tensors on `device`
+    (the uint8 image crosses to it before conversion), padded by edge replication to multiples
+    of 8 (the networks halve the size three times); crop back to (H, W)."""
+    vis = torch.from_numpy(rgb).to(device).permute(2, 0, 1)[None].to(dtype) / 255.0
+    ir = torch.from_numpy(np.ascontiguousarray(thermal01, dtype=np.float32))[None, None].to(device, dtype)
     h, w = rgb.shape[:2]
     pad_h, pad_w = (-h) % 8, (-w) % 8
     if pad_h or pad_w:
@@ -76,10 +76,8 @@ class OrtFusion:
     def __init__(self, checkpoint, cfg, text: CachedTextEncoder, check_text: bool = True):
         import hashlib
 
-        import onnxruntime as ort
-
         from ldf_ros.models.onnx_export import export_fusion_onnx
-        from ldf_ros.runtime.onnx_depth import OnnxDepthSettings, choose_providers, onnx_cache_dir
+        from ldf_ros.runtime.onnx_depth import OnnxDepthSettings, onnx_cache_dir, open_session
 
         net = load_fusion_net(checkpoint, text.encoder if check_text else None)
         if net.cfg.role != "student":
@@ -90,13 +88,7 @@ class OrtFusion:
             import os
             tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.onnx")    # processes may export at once
             export_fusion_onnx(net, tmp).replace(path)
-        settings = OnnxDepthSettings.from_config(cfg)
-        providers, self.problem = choose_providers(cfg.runtime.onnx_provider, ort.get_available_providers(), settings)
-        opts = ort.SessionOptions()
-        opts.log_severity_level = 3
-        if cfg.runtime.num_threads:
-            opts.intra_op_num_threads = cfg.runtime.num_threads
-        self.session = ort.InferenceSession(str(path), sess_options=opts, providers=providers)
+        self.session, self.problem = open_session(path, OnnxDepthSettings.from_config(cfg), cfg.runtime.num_threads)
         self.providers = self.session.get_providers()
         self.text, self.path, self.name = text, path, "student"
 

@@ -78,6 +78,19 @@ def choose_providers(requested: str, available: list[str], settings: OnnxDepthSe
     return out, problem
 
 
+def open_session(path: str | Path, settings: OnnxDepthSettings, threads: int = 0):
+    """(onnxruntime session, a provider problem line or None) for any ONNX model of the
+    package, with the providers `settings.provider` asks for (falling back as it says)."""
+    import onnxruntime as ort
+
+    providers, problem = choose_providers(settings.provider, ort.get_available_providers(), settings)
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    if threads:
+        opts.intra_op_num_threads = threads
+    return ort.InferenceSession(str(path), sess_options=opts, providers=providers), problem
+
+
 def _fixed(dim) -> int | None:
     return dim if isinstance(dim, int) and dim > 0 else None
 
@@ -87,7 +100,7 @@ class OnnxDepthPredictor:
 
     def __init__(self, path: str | Path, modality: str, settings: OnnxDepthSettings = OnnxDepthSettings()):
         try:
-            import onnxruntime as ort
+            import onnxruntime  # noqa: F401
         except ImportError as exc:
             raise OnnxDepthError(f"{path}: onnxruntime is not installed (pip install onnxruntime)") from exc
         path = Path(path)
@@ -96,11 +109,8 @@ class OnnxDepthPredictor:
         if settings.output not in ("metric", "inverse_relative"):
             raise OnnxDepthError(f"onnx_depth.output {settings.output!r}: expected metric or inverse_relative")
         self.modality, self.settings, self.path = modality, settings, path
-        providers, self.problem = choose_providers(settings.provider, ort.get_available_providers(), settings)
-        opts = ort.SessionOptions()
-        opts.log_severity_level = 3
         try:
-            self.session = ort.InferenceSession(str(path), sess_options=opts, providers=providers)
+            self.session, self.problem = open_session(path, settings)
         except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types
             raise OnnxDepthError(f"{path}: not a usable ONNX model ({type(exc).__name__}: {str(exc)[:300]})") from exc
         self.providers = self.session.get_providers()
