@@ -138,9 +138,10 @@ def _setup_bench(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    """Evaluate fusion methods on a paired folder: table on stdout, files under --out."""
+    """Evaluate fusion methods on a paired folder or on named domains: tables on stdout, files
+    under --out."""
     from ldf_ros.data.paired import PairedFolder
-    from ldf_ros.evaluation.fusion_report import evaluate_folder, markdown_table, write_report
+    from ldf_ros.evaluation import fusion_report as fr
     from ldf_ros.runtime.classical_fusion import BASELINES
 
     methods = {}
@@ -154,12 +155,32 @@ def cmd_eval(args: argparse.Namespace) -> int:
             methods[name] = _learned_fusion_fn(name, args.config)
         else:
             raise ValueError(f"unknown method {name!r}; available: {', '.join(BASELINES)}, student, teacher, NAME=CHECKPOINT")
-    names = list(methods)
-    folder = PairedFolder(args.vi, args.ir)
-    rows = evaluate_folder(folder, methods)
-    summary = write_report(rows, folder, methods, args.out, rank_method=names[-1])
-    print(markdown_table(summary))
-    print(f"wrote {args.out}/report.md, metrics.csv, summary.json, panel_*.png")
+    references = [item.partition("=") for item in comma_list(args.reference or "")]
+    if any(not path for _, _, path in references):
+        raise ValueError("--reference: expected NAME=FOLDER of fused outputs")
+    if not methods and not references:
+        raise ValueError("nothing to evaluate: give --methods or --reference")
+    rank_method = list(methods)[-1] if methods else references[-1][0]
+    if args.domains:
+        domains = fr.load_domains(args.domains)
+        rows = {}
+        for name, folder in domains.items():
+            refs = {r: fr.ReferenceOutputs(Path(p) / name if (Path(p) / name).is_dir() else Path(p))
+                    for r, _, p in references}
+            rows[name] = fr.evaluate_folder(folder, {**methods, **refs}, desc=name)
+        per_domain = fr.write_domains_report(rows, domains, {**methods, **refs}, args.out, rank_method)
+        print(fr.rank_table(per_domain))
+    else:
+        if args.vi is None or args.ir is None:
+            raise ValueError("give --vi and --ir, or --domains FILE")
+        folder = PairedFolder(args.vi, args.ir)
+        all_methods = {**methods, **{r: fr.ReferenceOutputs(Path(p)) for r, _, p in references}}
+        summary = fr.write_report(fr.evaluate_folder(folder, all_methods), folder, all_methods, args.out, rank_method)
+        print(fr.markdown_table(summary))
+        if len(summary) > 1:
+            print("\nmean rank over the nine metrics: " + ", ".join(
+                f"{m} {r:.2f}" for m, r in sorted(fr.mean_ranks(summary).items(), key=lambda kv: kv[1])))
+    print(f"wrote {args.out}/report.md, summary.json, metrics and panels")
     return 0
 
 
@@ -307,10 +328,14 @@ def _setup_eval(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="what", metavar="WHAT")
     sub.required = True
     f = sub.add_parser("fusion", help="fusion metrics of methods over paired vi/ir folders")
-    f.add_argument("--vi", type=Path, required=True, help="folder of visible images")
-    f.add_argument("--ir", type=Path, required=True, help="folder of infrared images (same file names)")
+    f.add_argument("--vi", type=Path, help="folder of visible images")
+    f.add_argument("--ir", type=Path, help="folder of infrared images (same file names)")
+    f.add_argument("--domains", type=Path, help="YAML of named domains instead of --vi/--ir "
+                   "(e.g. config/fusion_domains.yaml): a table per domain and the mean-rank view")
+    f.add_argument("--reference", help="comma list of NAME=FOLDER: another method's fused outputs, named "
+                   "like the pairs (with --domains, FOLDER/<domain>/ when it exists)")
     f.add_argument("--out", type=Path, default=Path("out/eval_fusion"), help="report folder")
-    f.add_argument("--methods", default="average,max,laplacian", help="comma list of average, max, laplacian, student, teacher, NAME=CHECKPOINT")
+    f.add_argument("--methods", default="average,max,laplacian", help="comma list (may be empty) of average, max, laplacian, student, teacher, NAME=CHECKPOINT")
     f.add_argument("--config", default=None, help="parameters file for student/teacher (model files)")
     f.set_defaults(func=cmd_eval)
     d = sub.add_parser("depth", help="depth metrics per condition (AbsRel, SqRel, RMSE, RMSE log, deltas)")
@@ -450,7 +475,7 @@ def _setup_train(p: argparse.ArgumentParser) -> None:
     for name, help_text in (("diffusion", "train the 4-channel DDPM denoiser (self-supervised)"),
                             ("fusion", "train the fusion head (teacher) or the single-pass student")):
         f = _train_parser(sub, name, help_text)
-        f.add_argument("--data", help="paired training folder (vi/ + ir/)")
+        f.add_argument("--data", help="paired training folder(s) (vi/ + ir/), comma-separated")
         if name == "fusion":
             f.add_argument("--role", choices=["teacher", "student"])
             f.add_argument("--teacher", help="fusion teacher checkpoint (student distillation)")

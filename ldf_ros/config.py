@@ -436,8 +436,8 @@ class FusionTrainConfig:
     """`ldf-ros train fusion`: the fusion head (teacher) or the single-pass student."""
 
     role: str = _spec("teacher", doc="teacher: head on diffusion features; student: single pass", choices=["teacher", "student"])
-    data: str = _spec("../shared/datasets/roadscene/train", doc="paired folder (vi/ + ir/)")
-    val_data: str = _spec("../shared/datasets/roadscene/val", doc="paired folder for validation every val_every steps (val.csv); empty: none")
+    data: str = _spec("../shared/datasets/roadscene/train", doc="paired folder(s) (vi/ + ir/), comma-separated; sampled in turn")
+    val_data: str = _spec("../shared/datasets/roadscene/val", doc="paired folder(s), comma-separated, validated every val_every steps (val.csv); empty: none")
     denoiser: str = _spec("out/train/diffusion/model.safetensors", doc="trained denoiser (teacher)")
     teacher: str = _spec("", doc="fusion teacher to distil from (student; empty: train on the losses alone)")
     init: str = _spec("", doc="fusion checkpoint of the same role to start from (fine-tuning; empty: fresh weights)")
@@ -446,6 +446,8 @@ class FusionTrainConfig:
     text_encoder: str = _spec("minilm", doc="caption encoder", choices=["minilm", "open_clip", "none"])
     clip_model: str = _spec("ViT-B-32", doc="open_clip model name")
     clip_checkpoint: str = _spec("", doc="local open_clip checkpoint")
+    student_arch: str = _spec("guided", doc="student network (ldf_ros/models/fusion_net.py)", choices=["guided", "unet"])
+    gray_prob: float = _spec(0.0, doc="share of crops whose visible image is made gray (gray visible cameras)", lo=0.0, hi=1.0)
     steps: int = _spec(2000, doc="optimizer steps", lo=1)
     batch_size: int = _spec(4, doc="crops per step and process", lo=1, hi=256)
     crop: int = _spec(128, doc="square crop size (multiple of 4)", lo=16, hi=1024)

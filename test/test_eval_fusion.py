@@ -50,3 +50,63 @@ def test_cli_writes_report_and_panels(roadscene, tmp_path, capsys):
     assert "no image pairs" in capsys.readouterr().err
     assert main(["eval", "fusion", "--vi", str(data / "vi"), "--ir", str(data / "ir"), "--methods", "magic"]) == 2
     assert "unknown method 'magic'" in capsys.readouterr().err
+
+
+def test_mean_ranks_average_over_metrics_and_share_ties():
+    from ldf_ros.evaluation.fusion_metrics import METRICS
+    from ldf_ros.evaluation.fusion_report import mean_ranks
+
+    summary = {"a": {m: 2.0 for m in METRICS}, "b": {m: 1.0 for m in METRICS}, "c": {m: 1.0 for m in METRICS}}
+    summary["c"]["EN"] = 3.0                      # c best on one metric, tied last with b on the rest
+    ranks = mean_ranks(summary)
+    assert ranks["a"] == pytest.approx((2 + 8 * 1) / 9)
+    assert ranks["b"] == pytest.approx((3 + 8 * 2.5) / 9)
+    assert ranks["c"] == pytest.approx((1 + 8 * 2.5) / 9)
+
+
+def test_domains_and_reference_outputs(roadscene, tmp_path, capsys):
+    """Two named domains (a name glob, gray visible images) and another method known only by
+    its output folder: its metrics equal those of the function that wrote it, and bad
+    references are named."""
+    import cv2
+
+    from ldf_ros.ops.color import is_gray
+
+    data = tmp_path / "data"
+    for sub in ("vi", "ir"):
+        (data / sub).mkdir(parents=True)
+    for i, p in enumerate(sorted((roadscene / "val" / "vi").iterdir())[:4]):
+        vi = cv2.imread(str(p))
+        if i >= 2:
+            vi = cv2.cvtColor(cv2.cvtColor(vi, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR)
+        cv2.imwrite(str(data / "vi" / p.name), vi)
+        shutil.copy(roadscene / "val" / "ir" / p.name, data / "ir" / p.name)
+    folder = PairedFolder.from_root(data)
+    assert [is_gray(folder.load(i)[0]) for i in range(4)] == [False, False, True, True]
+    refs = tmp_path / "refs"
+    refs.mkdir()
+    for i, pair in enumerate(folder.pairs):
+        cv2.imwrite(str(refs / f"{pair.name}.png"), cv2.cvtColor(BASELINES["max"](*folder.load(i)), cv2.COLOR_RGB2BGR))
+    first = folder.pairs[0].name
+    (tmp_path / "domains.yaml").write_text(f"color: {{root: {data}, visible: color}}\n"
+                                           f"gray: {{root: {data}, visible: gray}}\n"
+                                           f"first: {{root: {data}, names: '{first}'}}\n")
+    out = tmp_path / "report"
+    assert main(["eval", "fusion", "--domains", str(tmp_path / "domains.yaml"), "--methods", "average,max",
+                 "--reference", f"copy_of_max={refs}", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "| color | gray | first | mean |" in printed
+    summary = json.loads((out / "summary.json").read_text())
+    assert set(summary) == {"color", "gray", "first"}
+    for domain in summary.values():
+        for metric, value in domain["max"].items():
+            assert domain["copy_of_max"][metric] == pytest.approx(value, rel=1e-6), metric
+    assert (out / "gray" / "panel_worst.png").is_file() and "## gray (2 pairs)" in (out / "report.md").read_text()
+
+    (refs / f"{first}.png").unlink()
+    assert main(["eval", "fusion", "--domains", str(tmp_path / "domains.yaml"), "--methods", "",
+                 "--reference", f"copy_of_max={refs}", "--out", str(out)]) == 2
+    assert f"no image named {first}" in capsys.readouterr().err
+    (tmp_path / "bad.yaml").write_text(f"x: {{root: {data}, names: 'nothing*'}}\n")
+    assert main(["eval", "fusion", "--domains", str(tmp_path / "bad.yaml"), "--out", str(out)]) == 2
+    assert "no pair matches" in capsys.readouterr().err

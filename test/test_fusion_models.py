@@ -45,10 +45,25 @@ def test_denoising_step_lowers_the_loss():
     assert losses[-1] < losses[0]
 
 
-@pytest.mark.parametrize("role", ["student", "teacher"])
-def test_fusion_net_shapes_range_and_input_errors(role):
+# tiny networks of each kind: the teacher, and the two student architectures
+KINDS = {"teacher": dict(role="teacher", width=8, denoiser=TINY.to_dict()),
+         "unet": dict(role="student", student_widths=(8, 16)),
+         "guided": dict(role="student", student_arch="guided", student_widths=(8, 8, 16, 16))}
+
+
+def tiny_net(kind: str, text_dim: int = 16, trained_head: bool = True) -> FusionNet:
+    """A tiny fusion network; the guided student's zero-initialized head (the average of the
+    sources) is given random weights so that the tests see a network that does something."""
+    net = FusionNet(FusionNetConfig(text_dim=text_dim, **KINDS[kind]))
+    if kind == "guided" and trained_head:
+        torch.nn.init.normal_(net.student.head.weight, std=0.1)
+    return net
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_fusion_net_shapes_range_and_input_errors(kind):
     torch.manual_seed(0)
-    net = FusionNet(FusionNetConfig(role=role, width=8, text_dim=16, denoiser=TINY.to_dict(), student_widths=(8, 16)))
+    net = tiny_net(kind)
     vis, ir, text = torch.rand(1, 3, 36, 52), torch.rand(1, 1, 36, 52), torch.randn(1, 16)
     out = net(vis, ir, text)
     assert out.shape == (1, 3, 36, 52) and 0 <= out.min() and out.max() <= 1
@@ -61,11 +76,11 @@ def test_fusion_net_shapes_range_and_input_errors(role):
         net(vis, ir, torch.randn(1, 8))
 
 
-@pytest.mark.parametrize("role", ["student", "teacher"])
-def test_fusion_net_runs_in_half_precision(role):
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_fusion_net_runs_in_half_precision(kind):
     """The node runs fp16 on CUDA: every tensor built inside the forward must follow the input dtype."""
     torch.manual_seed(0)
-    net = FusionNet(FusionNetConfig(role=role, width=8, text_dim=16, denoiser=TINY.to_dict(), student_widths=(8, 16)))
+    net = tiny_net(kind)
     vis, ir, text = torch.rand(1, 3, 32, 32), torch.rand(1, 1, 32, 32), torch.randn(1, 16)
     with torch.inference_mode():
         ref = net(vis, ir, text)
@@ -74,9 +89,10 @@ def test_fusion_net_runs_in_half_precision(role):
     torch.testing.assert_close(out.float(), ref, atol=1e-2, rtol=0)
 
 
-def test_text_modulation_changes_the_output_once_trained():
+@pytest.mark.parametrize("kind", ["unet", "guided"])
+def test_text_modulation_changes_the_output_once_trained(kind):
     torch.manual_seed(0)
-    net = FusionNet(FusionNetConfig(role="student", text_dim=16, student_widths=(8, 16)))
+    net = tiny_net(kind)
     vis, ir = torch.rand(1, 3, 16, 16), torch.rand(1, 1, 16, 16)
     a, b = torch.randn(1, 16), torch.randn(1, 16)
     torch.testing.assert_close(net(vis, ir, a), net(vis, ir, b))   # zero-initialized modulation
@@ -121,14 +137,39 @@ def test_luma_chroma_round_trip():
     assert torch.allclose(luma_chroma_to_rgb(luma(rgb), chroma(rgb)), rgb, atol=1e-5)
 
 
-@pytest.mark.parametrize("role", ["student", "teacher"])
-def test_untrained_fusion_keeps_the_visible_color(role):
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_untrained_fusion_keeps_the_visible_color(kind):
     """The output layer's chroma correction starts at zero: a fresh network recolors nothing."""
     from ldf_ros.models.layers import chroma
     torch.manual_seed(0)
-    net = FusionNet(FusionNetConfig(role=role, text_dim=8, student_widths=(8, 16)))
+    net = tiny_net(kind, text_dim=8, trained_head=False)
     vis = 0.45 + 0.1 * torch.rand(1, 3, 32, 32)
     fused = net(vis, torch.rand(1, 1, 32, 32), torch.randn(1, 8))
     inside = ((fused > 0) & (fused < 1)).all(1, keepdim=True).expand(1, 2, 32, 32)
     assert inside.float().mean() > 0.9
     assert torch.allclose(chroma(fused)[inside], chroma(vis)[inside], atol=1e-5)
+
+
+def test_guided_student_starts_as_the_average_and_keeps_full_resolution_edges():
+    """Its coefficients live at half resolution, but the image it writes is a combination of the
+    full-resolution sources: a one-pixel line in the infrared survives."""
+    from ldf_ros.models.layers import luma
+    torch.manual_seed(0)
+    net = tiny_net("guided", trained_head=False)
+    vis, ir = torch.full((1, 3, 32, 32), 0.4), torch.full((1, 1, 32, 32), 0.2)
+    ir[..., 15, :] = 0.9
+    y = luma(net(vis, ir, torch.randn(1, 16)))
+    torch.testing.assert_close(y, 0.5 * (luma(vis) + ir), atol=1e-5, rtol=0)
+    assert y[..., 15, :].mean() - y[..., 14, :].mean() > 0.3
+    with pytest.raises(ValueError, match="even"):
+        net(torch.rand(1, 3, 31, 32), torch.rand(1, 1, 31, 32), torch.randn(1, 16))
+
+
+def test_student_config_names_its_architecture_and_widths():
+    with pytest.raises(ValueError, match="student_arch"):
+        FusionNetConfig(student_arch="transformer")
+    with pytest.raises(ValueError, match="takes 4 widths"):
+        FusionNetConfig(student_arch="guided", student_widths=(8, 16))
+    old = FusionNetConfig(student_widths=(8, 16)).to_dict()
+    old.pop("student_arch")                       # checkpoints written before the guided student
+    assert FusionNetConfig.from_dict(old).student_arch == "unet"

@@ -165,13 +165,16 @@ def test_export_command_writes_and_checks_onnx_files(tmp_path, capsys):
     assert diff < 1e-3
 
 
-def test_fusion_student_on_onnxruntime_matches_pytorch(tmp_path):
+@pytest.mark.parametrize("arch,widths", [("unet", (8, 16, 16)), ("guided", (8, 8, 16, 16))])
+def test_fusion_student_on_onnxruntime_matches_pytorch(tmp_path, arch, widths):
     """runtime.backend onnxruntime: the student exported once into the cache, the same image."""
     from ldf_ros.models.checkpoint import save_checkpoint
     from ldf_ros.models.fusion_net import FusionNet, FusionNetConfig
     from ldf_ros.runtime.pipeline import FusionPipeline
     torch.manual_seed(0)
-    net = FusionNet(FusionNetConfig(role="student", student_widths=(8, 16, 16), text_dim=384))
+    net = FusionNet(FusionNetConfig(role="student", student_arch=arch, student_widths=widths, text_dim=384))
+    for p in net.parameters():                     # zero-initialized layers would hide a wrong export
+        torch.nn.init.normal_(p, std=0.1)
     cfg_dict = {**net.cfg.to_dict(), "text": {"encoder": "none", "dim": 384}}
     ckpt = save_checkpoint(tmp_path / "fusion_student.safetensors", net, "fusion", cfg_dict)
     base = {"model.variant": "student", "model.fusion_weights": str(ckpt), "model.text_encoder": "none",

@@ -240,7 +240,8 @@ def test_a_gray_visible_camera_gets_a_gray_fused_image(tmp_path):
     from ldf_ros.config import load_config
     from ldf_ros.models.checkpoint import save_checkpoint
     from ldf_ros.models.fusion_net import FusionNet, FusionNetConfig
-    from ldf_ros.runtime.pipeline import FusionPipeline, is_gray
+    from ldf_ros.ops.color import is_gray
+    from ldf_ros.runtime.pipeline import FusionPipeline
     import torch
 
     torch.manual_seed(0)

@@ -11,6 +11,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ldf_ros.ops.color import is_gray
+
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
 # (visible, infrared) folder names used by the public datasets
 LAYOUTS = [("vi", "ir"), ("visible", "infrared"), ("VIS", "IR"), ("vis", "ir"), ("Vis", "Inf")]
@@ -83,6 +85,23 @@ class PairedFolder:
 
     def __len__(self) -> int:
         return len(self.pairs)
+
+    def select(self, names: str = "*", visible: str = "any") -> "PairedFolder":
+        """The pairs whose stem matches the glob `names` and whose visible image is `gray`,
+        `color` or `any`; raises if none is left (a typo should not evaluate nothing)."""
+        import copy
+        import fnmatch
+
+        if visible not in ("any", "gray", "color"):
+            raise DatasetError(f"visible: {visible!r}, expected any, gray or color")
+        keep = [p for p in self.pairs if fnmatch.fnmatch(p.name, names)]
+        if visible != "any":
+            keep = [p for p in keep if is_gray(read_visible(p.visible)) == (visible == "gray")]
+        if not keep:
+            raise DatasetError(f"no pair matches names={names!r}, visible={visible!r} among {len(self.pairs)}")
+        out = copy.copy(self)
+        out.pairs = keep
+        return out
 
     def load(self, i: int) -> tuple[np.ndarray, np.ndarray]:
         """(visible RGB uint8, infrared) of pair i; different sizes raise with the file name."""

@@ -2,8 +2,10 @@
 guided by a caption embedding through per-channel modulation, and the single-pass student.
 
 - teacher: `DiffusionFeatures` (frozen DDPM denoiser at fixed timesteps) -> `FusionHead`.
-- student: a light encoder-decoder on the 4-channel input with the same text modulation,
-  distilled from the teacher for onboard use (one forward pass, exportable).
+- student: one forward pass with the same text modulation, for onboard use (exportable):
+  `guided`, a small network at half resolution and below that predicts the coefficients of a
+  per-pixel linear model applied to the full-resolution sources (fast: the full resolution
+  sees only a few multiply-adds), or `unet`, an encoder-decoder run at full resolution.
 
 Inputs: visible RGB and infrared in [0, 1] on the same grid, (B, 3, H, W) and (B, 1, H, W).
 Output: fused RGB in [0, 1], same size as the visible input. Both networks predict the fused
@@ -19,7 +21,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from ldf_ros.models.diffusion import DenoiserConfig, DiffusionFeatures, UNetDenoiser
-from ldf_ros.models.layers import ConvBlock, ResBlock, chroma, luma_chroma_to_rgb
+from ldf_ros.models.layers import ConvBlock, ResBlock, chroma, luma, luma_chroma_to_rgb
+
+
+# default widths per student architecture (guided: half, quarter, eighth, sixteenth resolution)
+STUDENT_WIDTHS = {"unet": (16, 32, 64), "guided": (24, 32, 48, 64)}
 
 
 @dataclass(frozen=True)
@@ -31,10 +37,17 @@ class FusionNetConfig:
     denoiser: dict = field(default_factory=lambda: DenoiserConfig().to_dict())
     timesteps: tuple[int, ...] = (50, 150)
     student_widths: tuple[int, ...] = (16, 32, 64)
+    student_arch: str = "unet"               # "guided" or "unet" (see the module docstring)
 
     def __post_init__(self):
         if self.role not in ("teacher", "student"):
             raise ValueError(f"fusion role {self.role!r}: expected teacher or student")
+        if self.student_arch not in STUDENT_WIDTHS:
+            raise ValueError(f"student_arch {self.student_arch!r}: expected one of {', '.join(STUDENT_WIDTHS)}")
+        n = len(self.student_widths)
+        if self.role == "student" and (n != 4 if self.student_arch == "guided" else n < 2):
+            raise ValueError(f"student_widths {self.student_widths}: the {self.student_arch} student takes "
+                             + ("4 widths" if self.student_arch == "guided" else "at least 2 widths"))
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -142,6 +155,70 @@ class StudentFusionNet(nn.Module):
         return to_fused_rgb(self.out(torch.cat([x, x0], 1)), visible)
 
 
+def conv_silu(cin: int, cout: int, stride: int = 1, kernel: int = 3) -> nn.Sequential:
+    """Convolution and SiLU without normalization: group norm costs as much as the convolution
+    in onnxruntime on CPU at these widths, and the guided student trains without it."""
+    return nn.Sequential(nn.Conv2d(cin, cout, kernel, stride, kernel // 2), nn.SiLU())
+
+
+class PlainResBlock(nn.Module):
+    def __init__(self, ch: int):
+        super().__init__()
+        self.a, self.b = nn.Conv2d(ch, ch, 3, padding=1), nn.Conv2d(ch, ch, 3, padding=1)
+
+    def forward(self, x):
+        return F.silu(x + self.b(F.silu(self.a(x))))
+
+
+GUIDED_COEFFICIENTS = 7      # visible, infrared, offset, visible detail, infrared detail, Cb, Cr
+
+
+def local_detail(y: torch.Tensor) -> torch.Tensor:
+    """The 3x3 high-pass of a luminance image: what a detail coefficient sharpens with."""
+    return y - F.avg_pool2d(y, 3, 1, 1, count_include_pad=False)
+
+
+class GuidedStudentFusionNet(nn.Module):
+    """Coefficients at half resolution, the fused image at full resolution:
+
+        Y = a_v Y_v + a_t T + b + g_v hp(Y_v) + g_t hp(T),  CbCr = CbCr_v + 0.25 tanh(c)
+
+    with every coefficient map predicted by a text-modulated encoder-decoder on the
+    space-to-depth input and upsampled bilinearly. The network decides per region how much of
+    each source to keep and how much to sharpen; the full-resolution edges come from the sources
+    themselves, so they stay sharp however small the network. Starts as the average of the sources."""
+
+    def __init__(self, widths: tuple[int, ...], text_dim: int):
+        super().__init__()
+        w1, w2, w3, w4 = widths
+        self.stem = nn.Sequential(conv_silu(16, w1, kernel=1), conv_silu(w1, w1))     # 1/2
+        self.down2 = conv_silu(w1, w2, stride=2)                                      # 1/4
+        self.down3 = nn.Sequential(conv_silu(w2, w3, stride=2), PlainResBlock(w3))     # 1/8
+        self.down4 = nn.Sequential(conv_silu(w3, w4, stride=2), PlainResBlock(w4))     # 1/16
+        self.up3, self.up2, self.up1 = conv_silu(w4 + w3, w3), conv_silu(w3 + w2, w2), conv_silu(w2 + w1, w1)
+        self.film = TextModulation(text_dim, [w4, w3, w2, w1])
+        self.head = nn.Conv2d(w1, GUIDED_COEFFICIENTS, 3, padding=1)
+        with torch.no_grad():
+            self.head.weight.zero_()
+            self.head.bias.copy_(torch.tensor([0.5, 0.5, 0, 0, 0, 0, 0]))
+
+    def forward(self, visible, infrared, text):
+        films = self.film(text)
+        x1 = self.stem(F.pixel_unshuffle(torch.cat([visible, infrared], 1), 2))
+        x2 = self.down2(x1)
+        x3 = self.down3(x2)
+        x = modulate(self.down4(x3), films[0])
+        for block, skip, film in ((self.up3, x3, films[1]), (self.up2, x2, films[2]), (self.up1, x1, films[3])):
+            x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
+            x = modulate(block(torch.cat([x, skip], 1)), film)
+        c = F.interpolate(self.head(x), size=visible.shape[-2:], mode="bilinear", align_corners=False)
+        yv = luma(visible)
+        y = (c[:, 0:1] * yv + c[:, 1:2] * infrared + c[:, 2:3]
+             + c[:, 3:4] * local_detail(yv) + c[:, 4:5] * local_detail(infrared))
+        cbcr = chroma(visible) + MAX_CHROMA_CORRECTION * torch.tanh(c[:, 5:7])
+        return luma_chroma_to_rgb(y.clamp(0, 1), cbcr).clamp(0, 1)
+
+
 class FusionNet(nn.Module):
     """One interface for both roles: (visible, infrared, text embedding) -> fused RGB."""
 
@@ -154,11 +231,15 @@ class FusionNet(nn.Module):
             for p in self.features.parameters():
                 p.requires_grad_(False)
             self.head = FusionHead(self.features.channels, cfg.width, cfg.text_dim)
+        elif cfg.student_arch == "guided":
+            self.student = GuidedStudentFusionNet(cfg.student_widths, cfg.text_dim)
         else:
             self.student = StudentFusionNet(cfg.student_widths, cfg.text_dim)
 
     def forward(self, visible: torch.Tensor, infrared: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
         check_fusion_inputs(visible, infrared, text, self.cfg.text_dim)
+        if self.cfg.role == "student" and self.cfg.student_arch == "guided" and (visible.shape[-1] % 2 or visible.shape[-2] % 2):
+            raise ValueError(f"the guided student needs an even height and width, got {tuple(visible.shape[-2:])}")
         if self.cfg.role == "student":
             return self.student(visible, infrared, text)
         with torch.no_grad():

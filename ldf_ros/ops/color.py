@@ -38,3 +38,12 @@ def luminance_u8(rgb: np.ndarray) -> np.ndarray:
         return np.clip(np.round(rgb), 0, 255).astype(np.uint8)
     y = 0.299 * rgb[..., 0] + 0.587 * rgb[..., 1] + 0.114 * rgb[..., 2]
     return np.clip(np.round(y), 0, 255).astype(np.uint8)
+
+
+def is_gray(rgb: np.ndarray, tolerance: float = 1.5) -> bool:
+    """True for a gray visible image stored as RGB: the channels' mean absolute deviation from
+    their mean, on a subsample, is at most `tolerance` levels (JPEG leaves about one level of
+    chroma noise on a gray image; colour scenes are above five). Many thermal rigs pair a
+    monochrome camera, and mono8 input arrives so."""
+    sample = rgb[::4, ::4].astype(np.float32)
+    return float(np.abs(sample - sample.mean(2, keepdims=True)).mean()) <= tolerance

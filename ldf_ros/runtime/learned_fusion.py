@@ -97,13 +97,3 @@ class OrtFusion:
         emb = self.text([caption]).float().cpu().numpy()
         out = self.session.run(None, {"visible": vis.numpy(), "infrared": ir.numpy(), "text": emb})[0]
         return _to_uint8(torch.from_numpy(out)[0, :, :h, :w])
-
-        ir = torch.from_numpy(np.ascontiguousarray(thermal01, dtype=np.float32))[None, None].to(self.device, self.dtype)
-        emb = self.text([caption]).to(self.device, self.dtype)
-        h, w = rgb.shape[:2]
-        pad_h, pad_w = (-h) % 8, (-w) % 8     # the denoiser halves the size twice; pad, then crop back
-        if pad_h or pad_w:
-            vis = torch.nn.functional.pad(vis, (0, pad_w, 0, pad_h), mode="replicate")
-            ir = torch.nn.functional.pad(ir, (0, pad_w, 0, pad_h), mode="replicate")
-        out = self.net(vis, ir, emb)[0, :, :h, :w]
-        return (out.float().clamp(0, 1) * 255 + 0.5).byte().permute(1, 2, 0).cpu().numpy()

@@ -17,6 +17,7 @@ import numpy as np
 
 from ldf_ros.config import FusionConfig, resolve_path
 from ldf_ros.ops.camera import intrinsics_problem
+from ldf_ros.ops.color import is_gray
 from ldf_ros.runtime.caption import make_caption
 from ldf_ros.runtime.pointcloud import depth_to_pointcloud
 from ldf_ros.runtime.registration import Extrinsic, ThermalRegistration
@@ -62,14 +63,6 @@ def check_pair(rgb: np.ndarray, thermal: np.ndarray) -> None:
         raise InputError(f"thermal image must be single channel, got shape {thermal.shape}")
     if rgb.size == 0 or thermal.size == 0:
         raise InputError("empty image")
-
-
-def is_gray(rgb: np.ndarray, tolerance: int = 2) -> bool:
-    """True for a gray visible image stored as RGB (channels equal within `tolerance` levels
-    on a subsample): many thermal rigs pair a monochrome camera, and mono8 input arrives so."""
-    sample = rgb[::4, ::4].astype(np.int16)
-    return int(np.abs(sample[..., 0] - sample[..., 1]).max()) <= tolerance and \
-        int(np.abs(sample[..., 1] - sample[..., 2]).max()) <= tolerance
 
 
 def gray_like(rgb: np.ndarray) -> np.ndarray:

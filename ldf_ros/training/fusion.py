@@ -12,6 +12,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -26,22 +27,39 @@ from ldf_ros.training import cosine_decay
 
 
 class PairCrops(Dataset):
-    """Random crops of paired images as tensors in [0, 1]: visible (3, S, S), infrared (1, S, S)."""
+    """Random crops of paired images as tensors in [0, 1]: visible (3, S, S), infrared (1, S, S).
 
-    def __init__(self, folder: PairedFolder, crop: int, seed: int, length: int | None = None):
-        self.folder, self.crop = folder, crop
-        self.images = [folder.load(i) for i in range(len(folder))]
+    Several folders are sampled in turn, so a small domain weighs as much as a large one; with
+    `gray_prob` a crop's visible image is replaced by its luminance (a gray visible camera)."""
+
+    def __init__(self, folders: PairedFolder | list[PairedFolder], crop: int, seed: int, length: int | None = None,
+                 gray_prob: float = 0.0):
+        self.folders = [folders] if isinstance(folders, PairedFolder) else list(folders)
+        self.crop, self.gray_prob = crop, gray_prob
+        self.images = [[f.load(i) for i in range(len(f))] for f in self.folders]
+        self.offsets = np.cumsum([0] + [len(f) for f in self.folders])
         self.rng = np.random.default_rng(seed)
-        self.length = length or len(folder)
+        self.length = length or int(self.offsets[-1])
 
     def __len__(self):
         return self.length
 
     def __getitem__(self, n):
-        i = n % len(self.images)
-        vi, ir = random_crop_flip(*self.images[i], self.crop, self.rng)
-        visible, infrared = pair_tensors(vi, ir, self.folder.pairs[i].name)
-        return {"visible": visible, "infrared": infrared, "index": i}
+        k = n % len(self.folders)
+        i = int(self.rng.integers(len(self.images[k]))) if len(self.folders) > 1 else n % len(self.images[k])
+        vi, ir = random_crop_flip(*self.images[k][i], self.crop, self.rng)
+        if self.gray_prob and self.rng.random() < self.gray_prob:
+            vi = np.repeat(cv2.cvtColor(vi, cv2.COLOR_RGB2GRAY)[..., None], 3, axis=2)
+        visible, infrared = pair_tensors(vi, ir, self.folders[k].pairs[i].name)
+        return {"visible": visible, "infrared": infrared, "index": int(self.offsets[k]) + i}
+
+
+def paired_folders(spec: str) -> list[PairedFolder]:
+    """Comma-separated dataset roots (each with vi/ and ir/ or another known layout)."""
+    roots = [r.strip() for r in spec.split(",") if r.strip()]
+    if not roots:
+        raise ValueError("data: no paired folder given")
+    return [PairedFolder.from_root(r) for r in roots]
 
 
 def pair_tensors(vi: np.ndarray, ir: np.ndarray, name: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -292,7 +310,9 @@ def build_fusion_training(cfg: FusionTrainConfig, device: str):
         denoiser = load_denoiser(resolve_path(cfg.denoiser))
         model = FusionNet(FusionNetConfig(denoiser=denoiser.cfg.to_dict(), **net_cfg), denoiser=denoiser)
     else:
-        model = FusionNet(FusionNetConfig(**net_cfg))
+        from ldf_ros.models.fusion_net import STUDENT_WIDTHS
+        model = FusionNet(FusionNetConfig(**net_cfg, student_arch=cfg.student_arch,
+                                          student_widths=STUDENT_WIDTHS[cfg.student_arch]))
     depths = []
     for path, modality in ((cfg.depth_visible, "visible"), (cfg.depth_thermal, "thermal")):
         net = load_depth_net(resolve_path(path), modality).to(device) if path else None
@@ -317,19 +337,22 @@ def train_fusion(cfg: FusionTrainConfig, resume: bool = True, progress: bool = T
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     net, dv, dt, text, teacher = build_fusion_training(cfg, device)
-    folder = PairedFolder.from_root(cfg.data)
-    captions = scene_captions(folder, dv, dt, progress and rank == 0)
-    if cfg.val_data and not Path(cfg.val_data).is_dir():
-        raise ValueError(f"val_data: {cfg.val_data} is not a folder (set it to '' to train without validation)")
-    val_folder = PairedFolder.from_root(cfg.val_data) if cfg.val_data and rank == 0 else None
-    val_captions = scene_captions(val_folder, dv, dt, False) if val_folder else []
+    folders = paired_folders(cfg.data)
+    captions = [c for f in folders for c in scene_captions(f, dv, dt, progress and rank == 0)]
+    val_roots = [r.strip() for r in cfg.val_data.split(",") if r.strip()]
+    for root in val_roots:
+        if not Path(root).is_dir():
+            raise ValueError(f"val_data: {root} is not a folder (set it to '' to train without validation)")
+    val_sets = [(Path(r), PairedFolder.from_root(r)) for r in val_roots] if rank == 0 else []
+    val_sets = [(_val_name(root), f, scene_captions(f, dv, dt, False)) for root, f in val_sets]
     trainable = [p for p in net.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(trainable, lr=cfg.lr)
     state_path = out / "train_state.pt"
     step = _resume(state_path, net, opt) if resume else 0
     model = _wrap(net, world, device)
     loss_fn = FusionLoss(cfg, dv, dt)
-    data = PairCrops(folder, cfg.crop, cfg.seed + rank, length=max(256, cfg.batch_size * world * 4))
+    data = PairCrops(folders, cfg.crop, cfg.seed + rank, length=max(256, cfg.batch_size * world * 4),
+                     gray_prob=cfg.gray_prob)
     log = RunLog(out, ["step", "seconds", "loss", "terms"], rank, step)
     bar = tqdm(total=cfg.steps, initial=step, desc=f"fusion {cfg.role}", disable=not progress or rank != 0)
     t0 = time.time()
@@ -358,8 +381,9 @@ def train_fusion(cfg: FusionTrainConfig, resume: bool = True, progress: bool = T
                 save_training_state(state_path, {"model": net.state_dict(), "optimizer": opt.state_dict(), "step": step})
                 for path in (out / "model.safetensors", out / "snapshots" / f"step_{step:06d}.safetensors"):
                     save_fusion_checkpoint(net, path, text.identity, step=step, train_config=asdict(cfg), world_size=world)
-                if val_folder is not None:
-                    _log_validation(out / "val.csv", step, validate_fusion(net, val_folder, val_captions, text, device))
+                for name, val_folder, val_captions in val_sets:
+                    _log_validation(out / "val.csv", step, name,
+                                    validate_fusion(net, val_folder, val_captions, text, device))
             if step >= cfg.steps:
                 break
     return _finish(bar, log, world, out)
@@ -387,13 +411,19 @@ def validate_fusion(net, folder: PairedFolder, captions: list[str], text, device
     return {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
 
 
-def _log_validation(path: Path, step: int, metrics: dict[str, float]) -> None:
+def _val_name(root: Path) -> str:
+    """A validation folder's name in val.csv: its last two path parts (msrs/val, vifb/.)."""
+    parts = Path(root).resolve().parts
+    return "/".join(parts[-2:]) if parts[-1] in ("val", "test", "train") else parts[-1]
+
+
+def _log_validation(path: Path, step: int, name: str, metrics: dict[str, float]) -> None:
     new = not path.exists()
     with open(path, "a", newline="") as fh:
         writer = csv.writer(fh)
         if new:
-            writer.writerow(["step"] + list(metrics))
-        writer.writerow([step] + [f"{v:.4f}" for v in metrics.values()])
+            writer.writerow(["step", "data"] + list(metrics))
+        writer.writerow([step, name] + [f"{v:.4f}" for v in metrics.values()])
 
 
 def save_fusion_checkpoint(net, path: Path, text_identity: dict, **provenance) -> Path:
