@@ -106,7 +106,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
         print(benchmarks.bench_models(variants=tuple(v for v in args.variants.split(",") if v != "classical"), size=size,
                                       device=args.device, precisions=tuple(args.precisions.split(",")),
                                       repeats=args.repeats, threads=args.threads,
-                                      backends=tuple(args.backends.split(","))))
+                                      backends=tuple(args.backends.split(",")),
+                                      onnx_providers=comma_list(args.onnx_providers),
+                                      references=dict(_named_command(r) for r in args.reference or [])))
     else:
         sizes = [tuple(int(v) for v in s.split("x")) for s in args.sizes.split(",")]
         text, _ = benchmarks.bench_pipeline(variants=tuple(args.variants.split(",")), sizes=sizes, repeats=args.repeats,
@@ -116,6 +118,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
         if args.plot:
             print(f"wrote {args.plot}")
     return 0
+
+
+def _named_command(text: str) -> tuple[str, str]:
+    name, sep, command = text.partition("=")
+    if not sep or not name.strip() or not command.strip():
+        raise ValueError(f"--reference {text!r}: expected NAME=COMMAND")
+    return name.strip(), command
 
 
 def _setup_bench(p: argparse.ArgumentParser) -> None:
@@ -128,8 +137,13 @@ def _setup_bench(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"])
     p.add_argument("--precisions", default="fp32", help="models: comma list of fp32,fp16 (fp16 on cuda only)")
-    p.add_argument("--backends", default="torch", help="models: comma list of torch,onnxruntime (onnxruntime: CPU "
-                                                       "provider, the fusion student and the depth networks)")
+    p.add_argument("--backends", default="torch", help="models: comma list of torch,onnxruntime (onnxruntime: the "
+                                                       "fusion student and the depth networks)")
+    p.add_argument("--onnx-providers", default="cpu", help="models: comma list of cpu,cuda,tensorrt for the "
+                   "onnxruntime rows (a missing provider falls back; the row names the one that ran)")
+    p.add_argument("--reference", action="append", metavar="NAME=COMMAND",
+                   help="models: time a shell command beside the networks ({vi}, {ir}: the pair's PNGs, {out}: a "
+                        "folder) and print its ratio to the fastest student row; repeatable")
     p.add_argument("--plot", default=None, help="pipeline: write the stage breakdown as PNG here")
     p.add_argument("--thermal-size", type=int, nargs=2, default=[320, 256], metavar=("W", "H"))
     p.add_argument("--config", default=None, help="pipeline: node parameters file to measure with (default: the "
@@ -554,7 +568,59 @@ def _setup_demo(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    """Depth checkpoints -> ONNX files, each checked with onnxruntime against PyTorch."""
+    """Depth and fusion-student checkpoints -> ONNX files, each checked with onnxruntime against
+    PyTorch on a real pair when one is at hand (else a random image)."""
+    from ldf_ros.models.checkpoint import checkpoint_kind
+
+    for item in comma_list(args.models):
+        path = resolve_path(item)
+        out = args.out / (Path(item).stem + ("-fp16" if args.fp16 else "") + ".onnx")
+        print(_export_fusion(path, out, args) if checkpoint_kind(path) == "fusion" else _export_depth(path, out, args))
+    return 0
+
+
+def _export_check_pair(args):
+    """(RGB uint8, thermal in [0, 1]) of --check-pair VI,IR or random noise: what the export is checked on."""
+    import cv2
+    import numpy as np
+
+    if args.check_pair:
+        from ldf_ros.data.paired import read_infrared, read_visible
+        vi_path, _, ir_path = args.check_pair.partition(",")
+        vi, ir = read_visible(Path(vi_path)), read_infrared(Path(ir_path))
+        ir = cv2.resize(ir, (vi.shape[1], vi.shape[0]), interpolation=cv2.INTER_AREA)
+        return vi, ir.astype(np.float32) / (255.0 if ir.dtype == np.uint8 else 65535.0), Path(vi_path).name
+    rng = np.random.default_rng(0)
+    return (rng.integers(0, 255, (240, 320, 3), dtype=np.uint8), rng.random((240, 320), dtype=np.float32),
+            "a random 320x240 image")
+
+
+def _export_fusion(path: Path, out: Path, args) -> str:
+    import numpy as np
+    import torch
+
+    from ldf_ros.models.onnx_export import export_fusion_onnx
+    from ldf_ros.runtime.learned_fusion import _padded_inputs, load_fusion_net
+
+    net = load_fusion_net(path, None)
+    export_fusion_onnx(net, out, fp16=args.fp16)
+    import onnxruntime as ort
+    rgb, thermal01, what = _export_check_pair(args)
+    vis, ir, (h, w) = _padded_inputs(rgb, thermal01)
+    text = torch.nn.functional.normalize(torch.randn(1, net.cfg.text_dim, generator=torch.Generator().manual_seed(0)), dim=1)
+    with torch.no_grad():
+        ref = net(vis, ir, text)[0, :, :h, :w].numpy()
+    dtype = np.float16 if args.fp16 else np.float32
+    sess = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    got = sess.run(None, {"visible": vis.numpy().astype(dtype), "infrared": ir.numpy().astype(dtype),
+                          "text": text.numpy().astype(dtype)})[0][0, :, :h, :w].astype(np.float32)
+    return (f"{out}: fusion {net.cfg.role} ({net.cfg.student_arch}), inputs visible 1x3xHxW and infrared 1x1xHxW in "
+            f"[0,1] (H, W multiples of 8), text 1x{net.cfg.text_dim}, output fused 1x3xHxW; "
+            f"{'fp16' if args.fp16 else 'fp32'}; onnxruntime vs torch fp32 on {what}: max |diff| "
+            f"{float(np.abs(got - ref).max()) * 255:.2f} gray levels")
+
+
+def _export_depth(path: Path, out: Path, args) -> str:
     import numpy as np
     import torch
 
@@ -563,29 +629,31 @@ def cmd_export(args: argparse.Namespace) -> int:
     from ldf_ros.runtime.depth import DepthPredictor
     from ldf_ros.runtime.onnx_depth import OnnxDepthPredictor, OnnxDepthSettings
 
-    for item in comma_list(args.models):
-        net = load_depth_net(resolve_path(item))
-        path = export_depth_onnx(net, args.out / (Path(item).stem + ".onnx"))
-        cfg = net.cfg
-        settings = OnnxDepthSettings(cfg.input_width, cfg.input_height, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0), "metric",
-                                     provider="cpu", min_depth=cfg.min_depth, max_depth=cfg.max_depth)
-        rng = np.random.default_rng(0)
-        shape = (cfg.input_height, cfg.input_width) + ((3,) if cfg.modality == "visible" else ())
-        image = rng.integers(0, 255, shape, dtype=np.uint8)
-        with torch.no_grad():
-            ref = DepthPredictor(net)(image)
-        got = OnnxDepthPredictor(path, cfg.modality, settings)(image)
-        print(f"{path}: {cfg.modality} depth, input 1x{cfg.in_channels}xHxW in [0,1] (dynamic H, W), output meters; "
-              f"onnxruntime vs torch max |diff| {float(np.max(np.abs(got - ref))):.2e} m; use it with "
-              f"onnx_depth.output: metric, mean [0,0,0], std [1,1,1], input {cfg.input_width}x{cfg.input_height}, "
-              f"focal_px {cfg.focal_px:g}")
-    return 0
+    net = load_depth_net(path)
+    export_depth_onnx(net, out, fp16=args.fp16)
+    cfg = net.cfg
+    settings = OnnxDepthSettings(cfg.input_width, cfg.input_height, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0), "metric",
+                                 provider="cpu", min_depth=cfg.min_depth, max_depth=cfg.max_depth)
+    import cv2
+    rgb, thermal01, what = _export_check_pair(args)
+    image = rgb if cfg.modality == "visible" else thermal01      # at the network's input size: the network is compared, not two resizers
+    image = cv2.resize(image, (cfg.input_width, cfg.input_height), interpolation=cv2.INTER_AREA)
+    with torch.no_grad():
+        ref = DepthPredictor(net)(image)
+    got = OnnxDepthPredictor(out, cfg.modality, settings)(image)
+    return (f"{out}: {cfg.modality} depth, input 1x{cfg.in_channels}xHxW in [0,1] (dynamic H, W), output meters; "
+            f"{'fp16' if args.fp16 else 'fp32'}; onnxruntime vs torch fp32 on {what}: max |diff| "
+            f"{float(np.max(np.abs(got - ref))):.2e} m; use it with onnx_depth.output: metric, mean [0,0,0], "
+            f"std [1,1,1], input {cfg.input_width}x{cfg.input_height}, focal_px {cfg.focal_px:g}")
 
 
 def _setup_export(p: argparse.ArgumentParser) -> None:
     p.add_argument("--format", choices=["onnx"], default="onnx")
-    p.add_argument("--models", default="models/depth_visible_student.safetensors,models/depth_thermal_student.safetensors",
-                   help="comma list of depth checkpoints")
+    p.add_argument("--models", default="models/fusion_student.safetensors,models/depth_visible_student.safetensors,"
+                   "models/depth_thermal_student.safetensors", help="comma list of depth or fusion-student checkpoints")
+    p.add_argument("--fp16", action="store_true", help="half-precision files (for the CUDA provider; TensorRT builds "
+                   "fp16 engines from the fp32 files with runtime.fp16)")
+    p.add_argument("--check-pair", help="VI,IR: a real pair to compare onnxruntime with PyTorch on (default: random)")
     p.add_argument("--out", type=Path, required=True, help="output folder")
     p.set_defaults(func=cmd_export)
 

@@ -88,3 +88,19 @@ def test_bench_models_times_every_shipped_network(capsys):
                                                             for b in ("onnxruntime", "torch")]
     assert all(float(r[6]) > 0 and float(r[7]) >= float(r[6]) for r in rows)
     assert main(["bench", "models", "--precisions", "fp16"]) != 0   # fp16 is a CUDA measurement
+
+
+def test_bench_models_times_a_reference_command_and_names_a_missing_provider(capsys, tmp_path):
+    """A reference method is any command given the pair's files; a provider this machine lacks
+    falls back, and the row names the one that ran."""
+    import sys
+    copy = f"{sys.executable} -c \"import shutil, sys; shutil.copy(sys.argv[1], sys.argv[2])\" {{vi}} {{out}}/fused.png"
+    assert main(["bench", "models", "--variants", "student", "--sizes", "96x64", "--repeats", "2",
+                 "--backends", "onnxruntime", "--onnx-providers", "tensorrt", "--reference", f"copy={copy}"]) == 0
+    out = capsys.readouterr().out
+    rows = [line.split("|") for line in out.splitlines() if line.startswith("| fusion student")]
+    assert rows and rows[0][4].strip() == "cpu"               # no TensorRT here: the CPU ran it
+    ref = [line.split("|") for line in out.splitlines() if line.startswith("| copy |")]
+    assert ref and float(ref[0][2]) > 0 and "x (onnxruntime cpu fp32)" in ref[0][3]
+    assert main(["bench", "models", "--sizes", "96x64", "--repeats", "1", "--reference", "broken=exit 3"]) != 0
+    assert "exited 3" in capsys.readouterr().err

@@ -1,5 +1,7 @@
 """The ONNX depth backend: export of the project's network, onnxruntime against PyTorch, the
 road-plane scale for relative models, clear errors, and the pipeline with an .onnx branch."""
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -163,6 +165,33 @@ def test_export_command_writes_and_checks_onnx_files(tmp_path, capsys):
     assert (tmp_path / "onnx" / "tiny_thermal.onnx").is_file()
     diff = float(capsys.readouterr().out.split("max |diff| ")[1].split(" m")[0])
     assert diff < 1e-3
+
+
+def test_export_of_the_fusion_student_fp32_and_fp16_on_a_real_pair(tmp_path, capsys, roadscene):
+    """The student's ONNX file (fp32 and half precision) against PyTorch on a RoadScene pair;
+    the file says its config and precision."""
+    import onnx
+
+    from ldf_ros.cli import main
+    from ldf_ros.models.checkpoint import save_checkpoint
+    from ldf_ros.models.fusion_net import FusionNet, FusionNetConfig
+    torch.manual_seed(0)
+    net = FusionNet(FusionNetConfig(role="student", student_arch="guided", student_widths=(8, 8, 16, 16), text_dim=16))
+    for p in net.parameters():
+        torch.nn.init.normal_(p, std=0.1)
+    ckpt = save_checkpoint(tmp_path / "tiny_fusion.safetensors", net, "fusion", {**net.cfg.to_dict(), "text": {}})
+    name = sorted((roadscene / "val" / "vi").iterdir())[0].name
+    pair = f"{roadscene / 'val' / 'vi' / name},{roadscene / 'val' / 'ir' / name}"
+    for flag, tolerance in (([], 1.0), (["--fp16"], 4.0)):
+        assert main(["export", "--models", str(ckpt), "--check-pair", pair, "--out", str(tmp_path / "onnx"), *flag]) == 0
+        printed = capsys.readouterr().out
+        assert name in printed
+        diff = float(printed.split("max |diff| ")[1].split(" gray")[0])
+        assert diff <= tolerance, (flag, diff)
+    model = onnx.load(str(tmp_path / "onnx" / "tiny_fusion-fp16.onnx"))
+    meta = {p.key: p.value for p in model.metadata_props}
+    assert meta["ldf_ros.precision"] == "fp16" and json.loads(meta["ldf_ros.fusion_config"])["student_arch"] == "guided"
+    assert model.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT16
 
 
 @pytest.mark.parametrize("arch,widths", [("unet", (8, 16, 16)), ("guided", (8, 8, 16, 16))])

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import platform
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -135,10 +136,13 @@ def _latency_ms(fn, repeats: int, warmup: int, device: str) -> tuple[float, floa
 
 
 def bench_models(variants=("student", "teacher"), size=(640, 512), device: str = "cpu", precisions=("fp32",),
-                 repeats: int = 20, warmup: int = 5, threads: int = 0, backends=("torch",)) -> str:
+                 repeats: int = 20, warmup: int = 5, threads: int = 0, backends=("torch",),
+                 onnx_providers=("cpu",), references: dict[str, str] | None = None) -> str:
     """Latency of the shipped networks alone for one pair, numpy in and numpy out, the caption
     embedding already cached (what a steady-state frame costs): fusion per variant and both
-    depth branches. Needs only torch, so it runs where the text encoder's weights are absent."""
+    depth branches, on PyTorch and on onnxruntime with each execution provider asked for.
+    `references` (name -> shell command) are timed on the same pair and reported as ratios to
+    the fastest fusion student row. Needs only torch (and onnxruntime for its rows)."""
     import torch
 
     from ldf_ros.config import load_config, resolve_path
@@ -161,12 +165,16 @@ def bench_models(variants=("student", "teacher"), size=(640, 512), device: str =
     lines = [f"machine: {machine_description()}" + (f"; GPU {torch.cuda.get_device_name()}" if device.startswith("cuda") else ""),
              f"one {w}x{h} pair, {repeats} runs after {warmup} warm-up, numpy in and out, caption embedding cached", "",
              "| model | parameters | backend | device | precision | median ms | p95 ms |", "|---|---|---|---|---|---|---|"]
+    student_ms = []
     for name, path, kind in models:
         if "onnxruntime" in backends and name != "fusion teacher":       # the teacher runs in PyTorch only
-            net, fn = _onnxruntime_model(path, kind, threads, rgb, thermal01)
-            med, p95 = _latency_ms(fn, repeats, warmup, "cpu")
-            params = sum(p.numel() for p in net.parameters())
-            lines.append(f"| {name} | {params / 1e6:.2f} M | onnxruntime | cpu | fp32 | {med:.1f} | {p95:.1f} |")
+            for provider in onnx_providers:
+                for precision in (("fp32",) if provider == "cpu" else precisions):
+                    net, fn, used = _onnxruntime_model(path, kind, threads, rgb, thermal01, provider, precision == "fp16")
+                    med, p95 = _latency_ms(fn, repeats, warmup, "cpu")
+                    params = sum(p.numel() for p in net.parameters())
+                    lines.append(f"| {name} | {params / 1e6:.2f} M | onnxruntime | {used} | {precision} | {med:.1f} | {p95:.1f} |")
+                    student_ms += [(med, f"onnxruntime {used} {precision}")] if name == "fusion student" else []
         if "torch" not in backends:
             continue
         for precision in precisions:
@@ -182,12 +190,47 @@ def bench_models(variants=("student", "teacher"), size=(640, 512), device: str =
             params = sum(p.numel() for p in net.parameters())
             med, p95 = _latency_ms(fn, repeats, warmup, device)
             lines.append(f"| {name} | {params / 1e6:.2f} M | torch | {device} | {precision} | {med:.1f} | {p95:.1f} |")
+            student_ms += [(med, f"torch {device} {precision}")] if name == "fusion student" else []
+    if references:
+        lines += ["", _reference_rows(references, rgb, thermal, repeats, min(student_ms) if student_ms else None)]
     return "\n".join(lines)
 
 
-def _onnxruntime_model(path, kind: str, threads: int, rgb: np.ndarray, thermal01: np.ndarray):
-    """(torch network, timed call) of a checkpoint exported to a temporary ONNX file and run by
-    onnxruntime's CPU provider, with the same inputs as the torch rows."""
+def _reference_rows(references: dict[str, str], rgb: np.ndarray, thermal: np.ndarray, repeats: int, student) -> str:
+    """Time each reference command (placeholders {vi}, {ir}: the pair's PNG files; {out}: a folder
+    for its output) `repeats` times after one warm-up, and its ratio to the fastest student row.
+    A command's time includes its process start: say so beside the number."""
+    import shlex
+    import subprocess
+    import tempfile
+
+    import cv2
+
+    tmp = Path(tempfile.mkdtemp(prefix="ldf_bench_ref_"))
+    cv2.imwrite(str(tmp / "vi.png"), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    cv2.imwrite(str(tmp / "ir.png"), thermal if thermal.dtype == np.uint8 else (thermal // 256).astype(np.uint8))
+    (tmp / "out").mkdir()
+    lines = ["| reference | median ms (process included) | ratio to the student |", "|---|---|---|"]
+    for name, command in references.items():
+        cmd = command.format(vi=shlex.quote(str(tmp / "vi.png")), ir=shlex.quote(str(tmp / "ir.png")),
+                             out=shlex.quote(str(tmp / "out")))
+
+        def run():
+            done = subprocess.run(cmd, shell=True, capture_output=True, text=True)
+            if done.returncode != 0:
+                raise RuntimeError(f"reference {name}: `{cmd}` exited {done.returncode}: {done.stderr.strip()[-300:]}")
+
+        med, _ = _latency_ms(run, repeats, 1, "cpu")
+        ratio = f"{med / student[0]:.2f}x ({student[1]})" if student else "-"
+        lines.append(f"| {name} | {med:.1f} | {ratio} |")
+    return "\n".join(lines)
+
+
+def _onnxruntime_model(path, kind: str, threads: int, rgb: np.ndarray, thermal01: np.ndarray, provider: str = "cpu",
+                       fp16: bool = False):
+    """(torch network, timed call, provider that ran) of a checkpoint exported to a temporary
+    ONNX file and run by onnxruntime with `provider` (cpu, cuda, tensorrt; a missing one falls
+    back and the row says so), with the same inputs as the torch rows."""
     import tempfile
 
     from ldf_ros.config import load_config
@@ -198,17 +241,24 @@ def _onnxruntime_model(path, kind: str, threads: int, rgb: np.ndarray, thermal01
     from ldf_ros.runtime.onnx_depth import OnnxDepthPredictor, OnnxDepthSettings
 
     tmp = tempfile.mkdtemp(prefix="ldf_bench_")
-    cfg = load_config(None, {"runtime.onnx_cache_dir": tmp, "runtime.onnx_provider": "cpu", "runtime.num_threads": threads})
+    cfg = load_config(None, {"runtime.onnx_cache_dir": tmp, "runtime.onnx_provider": provider,
+                             "runtime.num_threads": threads, "runtime.fp16": fp16})
     if kind == "fusion":
         net = load_fusion_net(path, None)
         run = OrtFusion(path, cfg, CachedTextEncoder(NullTextEncoder(net.cfg.text_dim)), check_text=False)
-        return net, lambda: run(rgb, thermal01, "cached caption")
+        return net, lambda: run(rgb, thermal01, "cached caption"), _provider_name(run.providers)
     net = load_depth_net(path, kind)
     c = net.cfg
-    pred = OnnxDepthPredictor(export_depth_onnx(net, f"{tmp}/{kind}.onnx"), kind,
+    half = fp16 and provider == "cuda"         # TensorRT builds its fp16 engine from the fp32 file
+    pred = OnnxDepthPredictor(export_depth_onnx(net, f"{tmp}/{kind}.onnx", fp16=half), kind,
                               OnnxDepthSettings(c.input_width, c.input_height, (0.0,) * 3, (1.0,) * 3, "metric",
-                                                provider="cpu"))
-    return net, (lambda: pred(rgb)) if kind == "visible" else (lambda: pred(thermal01))
+                                                provider=provider, engine_cache_dir=f"{tmp}/tensorrt", fp16=fp16))
+    fn = (lambda: pred(rgb)) if kind == "visible" else (lambda: pred(thermal01))
+    return net, fn, _provider_name(pred.session.get_providers())
+
+
+def _provider_name(providers: list[str]) -> str:
+    return {"TensorrtExecutionProvider": "tensorrt", "CUDAExecutionProvider": "cuda"}.get(providers[0], "cpu")
 
 
 def _pipeline_markdown(results, repeats, warmup, peak_mb, io_kind, device) -> str:

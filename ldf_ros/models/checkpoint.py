@@ -36,6 +36,19 @@ def save_checkpoint(path: str | Path, model: nn.Module, kind: str, config: dict,
     return path
 
 
+def checkpoint_kind(path: str | Path) -> str:
+    """The kind a checkpoint's metadata declares (depth, fusion, denoiser), read without its tensors."""
+    from safetensors import SafetensorError, safe_open
+
+    if not Path(path).is_file():
+        raise CheckpointError(f"{path}: checkpoint not found")
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            return (fh.metadata() or {}).get("kind", "unlabelled")
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise CheckpointError(f"{path}: not a readable safetensors checkpoint ({exc})") from exc
+
+
 def read_checkpoint(path: str | Path, kind: str) -> tuple[dict[str, torch.Tensor], dict, dict]:
     """(state_dict, config, provenance) of a checkpoint that must be of `kind`."""
     from safetensors import SafetensorError

@@ -22,25 +22,37 @@ class _DepthOnly(nn.Module):
         return self.net(image)["depth"]
 
 
-def export_depth_onnx(net: DepthNet, path: str | Path, dynamic: bool = True, opset: int = 17) -> Path:
+def _half_copy(net: nn.Module, fp16: bool) -> nn.Module:
+    """The network to trace: itself, or a float16 copy (inputs, weights and outputs in half
+    precision, for the CUDA provider; TensorRT builds fp16 engines from the fp32 file)."""
+    import copy
+    return copy.deepcopy(net).half().eval() if fp16 else net.eval()
+
+
+def _write_metadata(path: Path, key: str, config: dict, fp16: bool) -> None:
+    import onnx
+
+    model = onnx.load(str(path))
+    for k, v in ((key, json.dumps(config)), ("ldf_ros.precision", "fp16" if fp16 else "fp32")):
+        entry = model.metadata_props.add()
+        entry.key, entry.value = k, v
+    onnx.save(model, str(path))
+
+
+def export_depth_onnx(net: DepthNet, path: str | Path, dynamic: bool = True, opset: int = 17, fp16: bool = False) -> Path:
     """Write `net` as ONNX (input `image`, output `depth`); `dynamic` leaves height and width free."""
     import warnings
-
-    import onnx
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     cfg = net.cfg
-    example = torch.rand(1, cfg.in_channels, cfg.input_height, cfg.input_width)
+    example = torch.rand(1, cfg.in_channels, cfg.input_height, cfg.input_width, dtype=torch.float16 if fp16 else torch.float32)
     axes = {"image": {2: "height", 3: "width"}, "depth": {2: "height", 3: "width"}} if dynamic else None
-    with warnings.catch_warnings():     # the exporter's notes on constant folding and deprecation
+    with warnings.catch_warnings(), torch.no_grad():     # the exporter's notes on constant folding and deprecation
         warnings.simplefilter("ignore")
-        torch.onnx.export(_DepthOnly(net.eval()), (example,), str(path), input_names=["image"], output_names=["depth"],
-                          dynamic_axes=axes, opset_version=opset, dynamo=False)
-    model = onnx.load(str(path))
-    entry = model.metadata_props.add()
-    entry.key, entry.value = "ldf_ros.depth_config", json.dumps(cfg.to_dict())
-    onnx.save(model, str(path))
+        torch.onnx.export(_DepthOnly(_half_copy(net, fp16)), (example,), str(path), input_names=["image"],
+                          output_names=["depth"], dynamic_axes=axes, opset_version=opset, dynamo=False)
+    _write_metadata(path, "ldf_ros.depth_config", cfg.to_dict(), fp16)
     return path
 
 
@@ -53,26 +65,23 @@ class _Fusion(nn.Module):
         return self.net(visible, infrared, text)
 
 
-def export_fusion_onnx(net, path: str | Path, opset: int = 17) -> Path:
+def export_fusion_onnx(net, path: str | Path, opset: int = 17, fp16: bool = False) -> Path:
     """Write a single-pass fusion network as ONNX: inputs `visible` (1, 3, H, W) and `infrared`
     (1, 1, H, W) in [0, 1] (H, W multiples of 8, dynamic) and `text` (1, D), the caption
     embedding (the text encoder stays outside); output `fused` (1, 3, H, W) in [0, 1]."""
     import warnings
 
-    import onnx
-
     if net.cfg.role != "student":
         raise ValueError("only the single-pass student exports to ONNX (the teacher runs a diffusion model)")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    v, i, t = torch.rand(1, 3, 64, 80), torch.rand(1, 1, 64, 80), torch.randn(1, net.cfg.text_dim)
+    dtype = torch.float16 if fp16 else torch.float32
+    v, i = torch.rand(1, 3, 64, 80, dtype=dtype), torch.rand(1, 1, 64, 80, dtype=dtype)
+    t = torch.randn(1, net.cfg.text_dim, dtype=dtype)
     axes = {"visible": {2: "height", 3: "width"}, "infrared": {2: "height", 3: "width"}, "fused": {2: "height", 3: "width"}}
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
-        torch.onnx.export(_Fusion(net.eval()), (v, i, t), str(path), input_names=["visible", "infrared", "text"],
+        torch.onnx.export(_Fusion(_half_copy(net, fp16)), (v, i, t), str(path), input_names=["visible", "infrared", "text"],
                           output_names=["fused"], dynamic_axes=axes, opset_version=opset, dynamo=False)
-    model = onnx.load(str(path))
-    entry = model.metadata_props.add()
-    entry.key, entry.value = "ldf_ros.fusion_config", json.dumps(net.cfg.to_dict())
-    onnx.save(model, str(path))
+    _write_metadata(path, "ldf_ros.fusion_config", net.cfg.to_dict(), fp16)
     return path

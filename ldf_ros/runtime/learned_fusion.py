@@ -82,18 +82,24 @@ class OrtFusion:
         net = load_fusion_net(checkpoint, text.encoder if check_text else None)
         if net.cfg.role != "student":
             raise CheckpointError(f"{checkpoint}: runtime.backend onnxruntime runs the fusion student only")
+        import onnxruntime as ort
+        # fp16 on a GPU: a half-precision file for the CUDA provider (TensorRT builds fp16 engines either way)
+        half = cfg.runtime.fp16 and "CUDAExecutionProvider" in ort.get_available_providers() \
+            and cfg.runtime.onnx_provider != "cpu"
         digest = hashlib.sha256(open(checkpoint, "rb").read()).hexdigest()[:16]
-        path = onnx_cache_dir(cfg) / f"fusion_student-{digest}.onnx"
+        path = onnx_cache_dir(cfg) / f"fusion_student-{digest}{'-fp16' if half else ''}.onnx"
         if not path.is_file():
             import os
             tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.onnx")    # processes may export at once
-            export_fusion_onnx(net, tmp).replace(path)
+            export_fusion_onnx(net, tmp, fp16=half).replace(path)
         self.session, self.problem = open_session(path, OnnxDepthSettings.from_config(cfg), cfg.runtime.num_threads)
         self.providers = self.session.get_providers()
+        self.dtype = np.float16 if "float16" in self.session.get_inputs()[0].type else np.float32
         self.text, self.path, self.name = text, path, "student"
 
     def __call__(self, rgb: np.ndarray, thermal01: np.ndarray, caption: str = "") -> np.ndarray:
         vis, ir, (h, w) = _padded_inputs(rgb, thermal01)
         emb = self.text([caption]).float().cpu().numpy()
-        out = self.session.run(None, {"visible": vis.numpy(), "infrared": ir.numpy(), "text": emb})[0]
-        return _to_uint8(torch.from_numpy(out)[0, :, :h, :w])
+        feed = {"visible": vis.numpy(), "infrared": ir.numpy(), "text": emb}
+        out = self.session.run(None, {k: v.astype(self.dtype, copy=False) for k, v in feed.items()})[0]
+        return _to_uint8(torch.from_numpy(out.astype(np.float32, copy=False))[0, :, :h, :w])
