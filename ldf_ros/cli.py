@@ -309,7 +309,8 @@ def cmd_fuse(args: argparse.Namespace) -> int:
     from ldf_ros.ops.visualize import colorize_depth, write_rgb_png
 
     folder = PairedFolder(args.vi, args.ir)
-    pipe = _pair_pipeline(args.variant, args.config, depth=args.depth)
+    pipe = _pair_pipeline(args.variant, args.config, {"model.directive": args.directive} if args.directive else None,
+                          depth=args.depth)
     args.out.mkdir(parents=True, exist_ok=True)
     for i in tqdm(range(len(folder)), desc="fuse"):
         pair = folder.pairs[i]
@@ -334,6 +335,8 @@ def _setup_fuse(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", default=None, help="parameters file (model files, text encoder)")
     p.add_argument("--depth", action="store_true", help="also write depth (.npy meters and a colored .png)")
     p.add_argument("--caption", action="store_true", help="also write the caption (.txt)")
+    p.add_argument("--directive", choices=["emphasize warm objects", "keep visible colors"],
+                   help="what the fusion should favour (model.directive)")
     p.set_defaults(func=cmd_fuse)
 
 

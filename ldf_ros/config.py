@@ -53,9 +53,11 @@ class ModelConfig:
     fusion_weights: str = _spec("", doc="fusion checkpoint; empty: models/fusion_<variant>.safetensors (relative paths: package share)")
     depth_visible_weights: str = _spec("models/depth_visible_student.safetensors", doc="visible depth checkpoint")
     depth_thermal_weights: str = _spec("models/depth_thermal_student.safetensors", doc="thermal depth checkpoint")
-    text_encoder: str = _spec("minilm", doc="caption encoder", choices=["minilm", "open_clip", "none"])
+    text_encoder: str = _spec("minilm", doc="caption encoder", choices=["minilm", "open_clip", "words", "none"])
     clip_model: str = _spec("ViT-B-32", doc="open_clip model name (text_encoder=open_clip)")
     clip_checkpoint: str = _spec("", doc="local open_clip checkpoint file (hubs are not used)")
+    directive: str = _spec("", doc="what the fusion should favour, added to the caption it is guided by (empty: "
+                           "the scene alone)", choices=["", "emphasize warm objects", "keep visible colors"])
 
 
 @dataclass(frozen=True)
@@ -169,7 +171,7 @@ SECTIONS: dict[str, type] = {f.name: f.default_factory().__class__ for f in fiel
 # What may change while the node runs (`ros2 param set`); everything else is read-only after
 # start-up: models, devices, topics, queue sizes and the registration geometry are built once.
 LIVE_PARAMETERS = frozenset({
-    "sync.slop_s", "sync.stall_timeout_s", "runtime.depth_source", "runtime.depth_min_confidence",
+    "model.directive", "sync.slop_s", "sync.stall_timeout_s", "runtime.depth_source", "runtime.depth_min_confidence",
     "thermal.normalization", "thermal.range_min", "thermal.range_max", "thermal.low_percentile",
     "thermal.high_percentile", "pointcloud.stride", "pointcloud.min_range_m", "pointcloud.max_range_m",
     "frames.rgb_optical_frame", "outputs.fused", "outputs.depth", "outputs.depth_confidence", "outputs.points",
@@ -443,7 +445,7 @@ class FusionTrainConfig:
     init: str = _spec("", doc="fusion checkpoint of the same role to start from (fine-tuning; empty: fresh weights)")
     depth_visible: str = _spec("models/depth_visible_student.safetensors", doc="visible depth branch (captions, depth loss)")
     depth_thermal: str = _spec("models/depth_thermal_student.safetensors", doc="thermal depth branch (captions, depth loss)")
-    text_encoder: str = _spec("minilm", doc="caption encoder", choices=["minilm", "open_clip", "none"])
+    text_encoder: str = _spec("minilm", doc="caption encoder", choices=["minilm", "open_clip", "words", "none"])
     clip_model: str = _spec("ViT-B-32", doc="open_clip model name")
     clip_checkpoint: str = _spec("", doc="local open_clip checkpoint")
     student_arch: str = _spec("guided", doc="student network (ldf_ros/models/fusion_net.py)", choices=["guided", "unet"])
@@ -461,5 +463,8 @@ class FusionTrainConfig:
     color_weight: float = _spec(1.0, doc="L1 of CbCr towards the visible chroma", lo=0.0)
     depth_weight: float = _spec(0.2, doc="depth-driven loss through both depth branches (0: ablation)", lo=0.0)
     distill_weight: float = _spec(1.0, doc="student: L1 towards the teacher's output", lo=0.0)
+    directive_prob: float = _spec(0.0, doc="share of crops guided by a directive (model.directive), split evenly "
+                                  "among them; their loss favours what the directive says", lo=0.0, hi=1.0)
+    directive_weight: float = _spec(2.0, doc="weight of a directive's own loss term", lo=0.0)
     val_every: int = _spec(250, doc="validation every n steps", lo=1)
     out: str = _spec("out/train/fusion", doc="run folder")

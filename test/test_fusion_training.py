@@ -201,3 +201,55 @@ def test_edge_preservation_error_rewards_keeping_the_source_edges():
     flat = torch.zeros_like(a, requires_grad=True)
     edge_preservation_error(flat, a, a).backward()
     assert torch.isfinite(flat.grad).all()
+
+
+@pytest.fixture
+def warm_folder(tmp_path):
+    """Lit, textured visible images and thermal images with warm squares on a cool background."""
+    rng = np.random.default_rng(1)
+    root = tmp_path / "warm"
+    for d in ("vi", "ir"):
+        (root / d).mkdir(parents=True)
+    for i in range(4):
+        vi = cv2.GaussianBlur(rng.integers(60, 200, (48, 48, 3), dtype=np.uint8), (3, 3), 0)
+        ir = np.full((48, 48), 60, np.uint8)
+        for _ in range(3):
+            y, x = rng.integers(0, 36, 2)
+            ir[y:y + 10, x:x + 10] = 190
+        cv2.imwrite(str(root / "vi" / f"{i}.png"), vi)
+        cv2.imwrite(str(root / "ir" / f"{i}.png"), ir)
+    return root
+
+
+def test_a_directive_moves_the_output_its_way_on_a_tiny_trained_model(warm_folder, tmp_path):
+    """Trained with directives on some crops, the same network given "emphasize warm objects"
+    makes warm objects brighter, and given "keep visible colors" stays nearer the visible image."""
+    from ldf_ros.models.text import WordHashEncoder
+    from ldf_ros.training.fusion import lit_mask, pair_tensors, train_fusion, warm_mask
+
+    cfg = FusionTrainConfig(role="student", data=str(warm_folder), val_data="", depth_visible="", depth_thermal="",
+                            text_encoder="words", batch_size=6, crop=32, steps=120, lr=5e-3, threads=1, seed=0,
+                            directive_prob=0.7, directive_weight=4.0, out=str(tmp_path / "run"))
+    threads = torch.get_num_threads()
+    try:
+        net = load_fusion_net(train_fusion(cfg, resume=False, progress=False), None).eval()
+    finally:
+        torch.set_num_threads(threads)
+    text = CachedTextEncoder(WordHashEncoder())
+    vis, ir = zip(*(pair_tensors(cv2.cvtColor(cv2.imread(str(warm_folder / "vi" / f"{i}.png")), cv2.COLOR_BGR2RGB),
+                                 cv2.imread(str(warm_folder / "ir" / f"{i}.png"), cv2.IMREAD_GRAYSCALE), str(i))
+                    for i in range(4)))
+    vis, ir = torch.stack(vis), torch.stack(ir)
+    caption = "a bright scene; 3 warm objects, nearest 5 m ahead; nearest obstacle 5 m ahead"
+
+    def fused(directive: str):
+        from ldf_ros.runtime.caption import guidance_text
+        with torch.no_grad():
+            return luma(net(vis, ir, text([guidance_text(caption, directive)] * 4)))
+
+    none, warm, colors = fused(""), fused("emphasize warm objects"), fused("keep visible colors")
+    m, lit = warm_mask(ir), lit_mask(luma(vis))
+    warm_level = lambda y: float((y * m).sum() / m.sum())                              # noqa: E731
+    visible_error = lambda y: float(((y - luma(vis)).abs() * lit).sum() / lit.sum())   # noqa: E731
+    assert warm_level(warm) > warm_level(none) + 0.02, (warm_level(warm), warm_level(none))
+    assert visible_error(colors) < visible_error(none) - 0.01, (visible_error(colors), visible_error(none))

@@ -4,6 +4,8 @@
   embedded default: it works on a robot with no network.
 - `open_clip`: the paper's choice; a model name plus a local checkpoint file (hubs are
   never contacted, a missing file is an error naming it).
+- `words`: a bag of hashed words, no weights at all (tiny test models; platforms without the
+  sentence encoder): captions that share words embed alike, others apart.
 - `none`: a zero embedding, for the ablation without text guidance.
 
 A fusion checkpoint records the encoder name and dimension it was trained with
@@ -37,6 +39,27 @@ class NullTextEncoder(TextEncoder):
 
     def encode(self, texts):
         return torch.zeros(len(texts), self.dim)
+
+
+class WordHashEncoder(TextEncoder):
+    """Each word (and word pair) adds a signed unit to one of `dim` buckets chosen by its CRC32;
+    the sum is L2-normalized. Deterministic across processes and machines."""
+    name = "words"
+
+    def __init__(self, dim: int = 64):
+        self.dim = dim
+
+    def encode(self, texts):
+        import re
+        import zlib
+
+        out = torch.zeros(len(texts), self.dim)
+        for n, text in enumerate(texts):
+            words = re.findall(r"[a-z0-9]+", text.lower())
+            for token in words + [f"{a} {b}" for a, b in zip(words, words[1:])]:
+                h = zlib.crc32(token.encode())
+                out[n, h % self.dim] += 1.0 if (h >> 16) & 1 else -1.0
+        return torch.nn.functional.normalize(out, dim=1)
 
 
 class MiniLMEncoder(TextEncoder):
@@ -95,7 +118,9 @@ def make_text_encoder(kind: str, clip_model: str = "ViT-B-32", clip_checkpoint: 
         return OpenClipEncoder(clip_model, clip_checkpoint, device)
     if kind == "none":
         return NullTextEncoder()
-    raise ValueError(f"unknown text encoder {kind!r}: expected minilm, open_clip or none")
+    if kind == "words":
+        return WordHashEncoder()
+    raise ValueError(f"unknown text encoder {kind!r}: expected minilm, open_clip, words or none")
 
 
 class CachedTextEncoder:

@@ -13,6 +13,9 @@ Grammar (every caption has exactly these three clauses, in this order)::
 
 Quantizing distances keeps the set of captions small, so the text embedding cache hits on
 consecutive frames and text costs nothing per frame in steady state.
+
+A directive (`model.directive`) is what the user wants the fusion to favour; it is appended
+to the caption, and the student was trained so that each one does what it says.
 """
 from __future__ import annotations
 
@@ -26,6 +29,16 @@ HAZY_CONTRAST = 0.09             # luminance std below this (and not dark): hazy
 WARM_MIN_AREA = 0.002            # warm blob area as a fraction of the image
 OBSTACLE_ROWS = (0.25, 0.65)     # rows searched for obstacles (above the near road surface)
 MAX_OBSTACLE_M = 40.0
+
+
+DIRECTIVES = ("emphasize warm objects", "keep visible colors")
+
+
+def guidance_text(caption: str, directive: str = "") -> str:
+    """The text the fusion network is guided by: the scene caption and the user's directive."""
+    if directive and directive not in DIRECTIVES:
+        raise ValueError(f"directive {directive!r}: expected one of {', '.join(DIRECTIVES)} or empty")
+    return f"{caption}; {directive}" if directive else caption
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ import numpy as np
 from ldf_ros.config import FusionConfig, resolve_path
 from ldf_ros.ops.camera import intrinsics_problem
 from ldf_ros.ops.color import is_gray
-from ldf_ros.runtime.caption import make_caption
+from ldf_ros.runtime.caption import guidance_text, make_caption
 from ldf_ros.runtime.pointcloud import depth_to_pointcloud
 from ldf_ros.runtime.registration import Extrinsic, ThermalRegistration
 from ldf_ros.runtime.thermal import ThermalNormalization, normalize_thermal
@@ -205,7 +205,7 @@ class FusionPipeline:
         with _timed(timings, "caption"):
             caption = make_caption(rgb, thermal01, d_vis, d_th)
         with _timed(timings, "fusion"):
-            fused = self.fusion(rgb, thermal01, caption)
+            fused = self.fusion(rgb, thermal01, guidance_text(caption, self.cfg.model.directive))
             if is_gray(rgb):        # a gray camera gets a gray fused image: no colour the scene did not show
                 fused = gray_like(fused)
         spreads = (s_vis, s_th) if s_vis is not None and s_th is not None else None

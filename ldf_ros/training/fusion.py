@@ -23,6 +23,7 @@ from ldf_ros.data.paired import PairedFolder, random_crop_flip
 from ldf_ros.models.checkpoint import load_training_state, save_checkpoint, save_training_state
 from ldf_ros.models.diffusion import DenoiserConfig, NoiseSchedule, UNetDenoiser
 from ldf_ros.models.layers import chroma, luma, luma_chroma_to_rgb, sobel_xy, ssim_map
+from ldf_ros.runtime.caption import DIRECTIVES, guidance_text
 from ldf_ros.training import cosine_decay
 
 
@@ -229,6 +230,35 @@ def edge_preservation_error(fused, a, b) -> torch.Tensor:
     return 1 - total / weight.clamp_min(1e-8)
 
 
+def warm_mask(infrared: torch.Tensor) -> torch.Tensor:
+    """Soft mask of the warm objects of each image: well above that image's own thermal level
+    (its 75th percentile + 0.15, and at least 0.45), ramping over 0.05."""
+    level = torch.quantile(infrared.flatten(1), 0.75, dim=1).view(-1, 1, 1, 1)
+    return ((infrared - torch.clamp(level + 0.15, min=0.45)) / 0.05).clamp(0, 1)
+
+
+def lit_mask(y_visible: torch.Tensor) -> torch.Tensor:
+    """Soft mask of where the visible image is lit enough to carry detail and colour."""
+    return ((y_visible - 0.12) / 0.1).clamp(0, 1)
+
+
+WARM_BOOST = 0.15       # "emphasize warm objects": warm pixels this much brighter than the thermal image
+
+
+def directive_error(directive: str, yf, yv, infrared) -> torch.Tensor:
+    """(B,) how far each fused luminance is from what the directive asks:
+    - emphasize warm objects: warm objects brighter than in the thermal image (WARM_BOOST);
+    - keep visible colors: the visible luminance (so its colours) kept wherever it is lit."""
+    if directive == "emphasize warm objects":
+        m = warm_mask(infrared)
+        target = (infrared + WARM_BOOST).clamp(max=1.0)
+        return (m * (yf - target).abs()).sum((1, 2, 3)) / m.sum((1, 2, 3)).clamp_min(1.0)
+    if directive == "keep visible colors":
+        m = lit_mask(yv)
+        return (m * (yf - yv).abs()).sum((1, 2, 3)) / m.sum((1, 2, 3)).clamp_min(1.0)
+    raise ValueError(f"no loss for directive {directive!r}")
+
+
 class FusionLoss:
     """Intensity, gradient, structure (SSIM), color fidelity and the depth-driven term.
 
@@ -240,7 +270,9 @@ class FusionLoss:
         self.cfg = cfg
         self.depth_visible, self.depth_thermal = depth_visible, depth_thermal
 
-    def __call__(self, fused, visible, infrared) -> dict[str, torch.Tensor]:
+    def __call__(self, fused, visible, infrared, directives: list[str] | None = None) -> dict[str, torch.Tensor]:
+        """The weighted terms and their total; `directives` (one per sample, "" for none) add
+        each directive's own term on its samples."""
         c = self.cfg
         yf, yv = luma(fused), luma(visible)
         terms = {
@@ -261,6 +293,12 @@ class FusionLoss:
             dv = (torch.log(depth_of(self.depth_visible, as_visible)) - torch.log(ref_v)).abs().mean()
             dt = (torch.log(depth_of(self.depth_thermal, yf)) - torch.log(ref_t)).abs().mean()
             terms["depth"] = c.depth_weight * (dv + dt)
+        if directives and any(directives):
+            err = fused.new_zeros(())
+            for d in set(directives) - {""}:
+                sel = torch.tensor([x == d for x in directives], device=fused.device)
+                err = err + directive_error(d, yf[sel], yv[sel], infrared[sel]).sum() / len(directives)
+            terms["directive"] = c.directive_weight * err
         terms["total"] = sum(terms.values())
         return terms
 
@@ -354,14 +392,16 @@ def train_fusion(cfg: FusionTrainConfig, resume: bool = True, progress: bool = T
     data = PairCrops(folders, cfg.crop, cfg.seed + rank, length=max(256, cfg.batch_size * world * 4),
                      gray_prob=cfg.gray_prob)
     log = RunLog(out, ["step", "seconds", "loss", "terms"], rank, step)
+    directive_rng = np.random.default_rng(cfg.seed + 7919 * rank + step)
     bar = tqdm(total=cfg.steps, initial=step, desc=f"fusion {cfg.role}", disable=not progress or rank != 0)
     t0 = time.time()
     while step < cfg.steps:
         for batch in _loader(data, cfg.batch_size, world, rank, cfg.seed + step):
             vis, ir = batch["visible"].to(device), batch["infrared"].to(device)
-            emb = text([captions[i] for i in batch["index"].tolist()]).to(device)
+            directives = pick_directives(len(vis), cfg.directive_prob, directive_rng)
+            emb = text([guidance_text(captions[i], d) for i, d in zip(batch["index"].tolist(), directives)]).to(device)
             fused = model(vis, ir, emb)
-            terms = loss_fn(fused, vis, ir)
+            terms = loss_fn(fused, vis, ir, directives)
             if teacher is not None and cfg.distill_weight > 0:
                 with torch.no_grad():
                     target = teacher(vis, ir, emb)
@@ -387,6 +427,13 @@ def train_fusion(cfg: FusionTrainConfig, resume: bool = True, progress: bool = T
             if step >= cfg.steps:
                 break
     return _finish(bar, log, world, out)
+
+
+def pick_directives(n: int, prob: float, rng: np.random.Generator) -> list[str]:
+    """One directive per crop: none, or with probability `prob` one of DIRECTIVES at random."""
+    if prob <= 0:
+        return [""] * n
+    return [DIRECTIVES[rng.integers(len(DIRECTIVES))] if rng.random() < prob else "" for _ in range(n)]
 
 
 def validate_fusion(net, folder: PairedFolder, captions: list[str], text, device: str, crop: int = 256) -> dict[str, float]:
