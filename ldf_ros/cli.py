@@ -198,6 +198,21 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_eval_directives(args: argparse.Namespace) -> int:
+    """Each directive against none, per domain, on what it promises (and what it costs)."""
+    from ldf_ros.evaluation.directive_report import evaluate_directives
+    from ldf_ros.evaluation.fusion_report import load_domains
+
+    overrides = {"model.fusion_weights": str(Path(args.model).resolve())} if args.model else {}
+    pipes = {d: _pair_pipeline("student", args.config, {**overrides, "model.directive": d})
+             for d in ("", "emphasize warm objects", "keep visible colors")}
+    table = evaluate_directives(load_domains(args.domains), lambda vi, ir, d: pipes[d].process(vi, ir, None, None).fused,
+                                args.out)
+    print(table)
+    print(f"wrote {args.out}/report.md and directives_<domain>.png")
+    return 0
+
+
 def cmd_eval_depth(args: argparse.Namespace) -> int:
     """Depth networks per condition on held-out synthetic streets (or synth folders)."""
     from ldf_ros.evaluation.depth_report import (depth_markdown, evaluate_depth, folder_samples, test_clip_samples,
@@ -355,6 +370,12 @@ def _setup_eval(p: argparse.ArgumentParser) -> None:
     f.add_argument("--methods", default="average,max,laplacian", help="comma list (may be empty) of average, max, laplacian, student, teacher, NAME=CHECKPOINT")
     f.add_argument("--config", default=None, help="parameters file for student/teacher (model files)")
     f.set_defaults(func=cmd_eval)
+    r = sub.add_parser("directives", help="each directive against none, per domain (warm contrast, visible error)")
+    r.add_argument("--domains", type=Path, default=Path("config/fusion_domains.yaml"), help="YAML of named domains")
+    r.add_argument("--model", help="fusion student checkpoint (default: the configured one)")
+    r.add_argument("--config", default=None, help="parameters file")
+    r.add_argument("--out", type=Path, default=Path("out/eval_directives"), help="report folder")
+    r.set_defaults(func=cmd_eval_directives)
     d = sub.add_parser("depth", help="depth metrics per condition (AbsRel, SqRel, RMSE, RMSE log, deltas)")
     d.add_argument("--models", default="models/depth_visible_student.safetensors,models/depth_thermal_student.safetensors",
                    help="comma list of [name=]checkpoint; a visible and a thermal model also give 'blend'")

@@ -110,3 +110,26 @@ def test_domains_and_reference_outputs(roadscene, tmp_path, capsys):
     (tmp_path / "bad.yaml").write_text(f"x: {{root: {data}, names: 'nothing*'}}\n")
     assert main(["eval", "fusion", "--domains", str(tmp_path / "bad.yaml"), "--out", str(out)]) == 2
     assert "no pair matches" in capsys.readouterr().err
+
+
+def test_directive_report_scores_what_each_directive_promises(roadscene, tmp_path):
+    """A fake fusion that brightens warm pixels when asked and returns the visible image when
+    asked to keep it: the table shows both moves, and a panel per domain is written."""
+    import numpy as np
+
+    from ldf_ros.evaluation.directive_report import evaluate_directives, promise_measures
+
+    def fuse(vi, ir, directive):
+        base = BASELINES["average"](vi, ir)
+        if directive == "emphasize warm objects":
+            return np.clip(base.astype(int) + (ir > 150)[..., None] * 60, 0, 255).astype(np.uint8)
+        return vi.copy() if directive == "keep visible colors" else base
+
+    folder = PairedFolder.from_root(roadscene / "val").select("FLIR_0[0-4]*")
+    table = evaluate_directives({"val": folder}, fuse, tmp_path, progress=False)
+    rows = {line.split("|")[2].strip(): line.split("|") for line in table.splitlines()[2:]}
+    assert float(rows["emphasize warm objects"][3]) > float(rows["(none)"][3]) + 5
+    assert float(rows["keep visible colors"][4]) == 0.0 < float(rows["(none)"][4])
+    assert (tmp_path / "directives_val.png").is_file()
+    vi, ir = folder.load(0)
+    assert np.isnan(promise_measures(vi, vi, np.zeros_like(ir))["warm contrast"])   # no warm objects: no score

@@ -225,7 +225,8 @@ def test_a_directive_moves_the_output_its_way_on_a_tiny_trained_model(warm_folde
     """Trained with directives on some crops, the same network given "emphasize warm objects"
     makes warm objects brighter, and given "keep visible colors" stays nearer the visible image."""
     from ldf_ros.models.text import WordHashEncoder
-    from ldf_ros.training.fusion import lit_mask, pair_tensors, train_fusion, warm_mask
+    from ldf_ros.models.layers import lit_mask, warm_mask
+    from ldf_ros.training.fusion import pair_tensors, train_fusion
 
     cfg = FusionTrainConfig(role="student", data=str(warm_folder), val_data="", depth_visible="", depth_thermal="",
                             text_encoder="words", batch_size=6, crop=32, steps=120, lr=5e-3, threads=1, seed=0,

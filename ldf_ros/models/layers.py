@@ -65,6 +65,18 @@ def luma_chroma_to_rgb(y: torch.Tensor, cbcr: torch.Tensor) -> torch.Tensor:
     return torch.cat([r, (y - wr * r - wb * b) / wg, b], 1)
 
 
+def warm_mask(infrared: torch.Tensor) -> torch.Tensor:
+    """(B, 1, H, W) soft mask of the warm objects of each image: well above that image's own thermal level
+    (its 75th percentile + 0.15, and at least 0.45), ramping over 0.05."""
+    level = torch.quantile(infrared.flatten(1), 0.75, dim=1).view(-1, 1, 1, 1)
+    return ((infrared - torch.clamp(level + 0.15, min=0.45)) / 0.05).clamp(0, 1)
+
+
+def lit_mask(y_visible: torch.Tensor) -> torch.Tensor:
+    """(B, 1, H, W) soft mask of where the visible image is lit enough to carry detail and colour."""
+    return ((y_visible - 0.12) / 0.1).clamp(0, 1)
+
+
 def ssim_map(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Per-pixel SSIM with a 3x3 box window (the differentiable form used in photometric
     losses; the evaluation metric with its published window lives in `ldf_ros.ops.image`)."""

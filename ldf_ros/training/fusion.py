@@ -22,7 +22,7 @@ from ldf_ros.config import DiffusionTrainConfig, FusionTrainConfig
 from ldf_ros.data.paired import PairedFolder, random_crop_flip
 from ldf_ros.models.checkpoint import load_training_state, save_checkpoint, save_training_state
 from ldf_ros.models.diffusion import DenoiserConfig, NoiseSchedule, UNetDenoiser
-from ldf_ros.models.layers import chroma, luma, luma_chroma_to_rgb, sobel_xy, ssim_map
+from ldf_ros.models.layers import chroma, lit_mask, luma, luma_chroma_to_rgb, sobel_xy, ssim_map, warm_mask
 from ldf_ros.runtime.caption import DIRECTIVES, guidance_text
 from ldf_ros.training import cosine_decay
 
@@ -228,18 +228,6 @@ def edge_preservation_error(fused, a, b) -> torch.Tensor:
         keep = strength_kept * orientation_kept
         total, weight = total + (keep * gs).sum(), weight + gs.sum()
     return 1 - total / weight.clamp_min(1e-8)
-
-
-def warm_mask(infrared: torch.Tensor) -> torch.Tensor:
-    """Soft mask of the warm objects of each image: well above that image's own thermal level
-    (its 75th percentile + 0.15, and at least 0.45), ramping over 0.05."""
-    level = torch.quantile(infrared.flatten(1), 0.75, dim=1).view(-1, 1, 1, 1)
-    return ((infrared - torch.clamp(level + 0.15, min=0.45)) / 0.05).clamp(0, 1)
-
-
-def lit_mask(y_visible: torch.Tensor) -> torch.Tensor:
-    """Soft mask of where the visible image is lit enough to carry detail and colour."""
-    return ((y_visible - 0.12) / 0.1).clamp(0, 1)
 
 
 WARM_BOOST = 0.15       # "emphasize warm objects": warm pixels this much brighter than the thermal image
