@@ -407,6 +407,11 @@ class DepthTrainConfig:
     distill_depth_weight: float = _spec(1.0, doc="student: log-depth imitation of the teacher", lo=0.0)
     distill_feature_weight: float = _spec(0.5, doc="student: bottleneck feature imitation", lo=0.0)
     distill_bins_weight: float = _spec(0.05, doc="student: distance-category (binned depth) alignment", lo=0.0)
+    ordinal_pairs: str = _spec("", doc="CSV of human-labelled point pairs on real frames (data/ordinal_depth "
+                               "format): a ranking term teaches the order of real scenes (empty: off)")
+    ordinal_root: str = _spec("../shared/datasets", doc="folder the pairs' image paths are relative to")
+    ordinal_weight: float = _spec(0.5, doc="weight of the ranking term on the real frames", lo=0.0)
+    ordinal_batch_size: int = _spec(4, doc="real frames per step for the ranking term", lo=1, hi=256)
     val_every: int = _spec(250, doc="validation every n steps", lo=1)
     out: str = _spec("out/train/depth", doc="run folder (checkpoints, log.csv)")
 

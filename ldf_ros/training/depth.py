@@ -366,6 +366,14 @@ def train_depth(cfg: DepthTrainConfig, resume: bool = True, progress: bool = Tru
     val_clips = _clips(VAL_SEEDS, cfg, conditions=("day", "night", "fog"))
     batches = training_batches(labeled_clips, unlabeled_clips, cfg, step,
                                teacher.cfg.modality if teacher is not None else None)
+    real = None
+    if cfg.ordinal_pairs and cfg.ordinal_weight > 0:
+        from ldf_ros.config import resolve_path
+        from ldf_ros.training.ordinal import OrdinalFrames, ordinal_loss
+        root = Path(cfg.ordinal_root) if Path(cfg.ordinal_root).is_dir() else resolve_path(cfg.ordinal_root)
+        real = OrdinalFrames(resolve_path(cfg.ordinal_pairs) if not Path(cfg.ordinal_pairs).is_file() else cfg.ordinal_pairs,
+                             root, cfg.modality, model.cfg.input_width, model.cfg.input_height)
+        real_rng = np.random.default_rng(cfg.seed + 104729 + step)
     log_path = out / "log.csv"
     new_log = not log_path.is_file() or step == 0
     log = open(log_path, "w" if new_log else "a", newline="")
@@ -377,6 +385,10 @@ def train_depth(cfg: DepthTrainConfig, resume: bool = True, progress: bool = Tru
     model.train()
     while step < cfg.steps:
         losses = training_losses(next(batches), model, pose, teacher, distill, cfg)
+        if real is not None:
+            images, labels = real.batch(cfg.ordinal_batch_size, real_rng)
+            losses["ordinal"] = cfg.ordinal_weight * ordinal_loss(model(images)["depth"], labels)
+            losses["total"] = losses["total"] + losses["ordinal"]
         opt.zero_grad(set_to_none=True)
         losses["total"].backward()
         torch.nn.utils.clip_grad_norm_(params, 5.0)
