@@ -128,14 +128,14 @@ def test_torchrun_two_processes_train_the_denoiser(pair_folder, tmp_path):
 
 def test_fusion_training_validates_on_the_val_folder(pair_folder, tmp_path):
     cfg = tmp_path / "f.yaml"
-    cfg.write_text(f"role: student\ndata: {pair_folder}\nval_data: {pair_folder}\ndepth_visible: ''\n"
+    cfg.write_text(f"role: student\ndata: {pair_folder},{pair_folder}\nval_data: {pair_folder}\ndepth_visible: ''\n"
                    f"depth_thermal: ''\ntext_encoder: none\nbatch_size: 2\ncrop: 32\nsteps: 2\nval_every: 1\n")
     proc = subprocess.run([sys.executable, "-m", "ldf_ros.cli", "train", "fusion", "--config", str(cfg),
                            "--out", str(tmp_path / "run"), "--threads", "1"], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     val = (tmp_path / "run" / "val.csv").read_text().splitlines()
-    assert val[0].split(",") == ["step", "EN", "SD", "SF", "AG", "MI", "SCD", "VIF", "Qabf", "SSIM"]
-    assert [row.split(",")[0] for row in val[1:]] == ["1", "2"]
+    assert val[0].split(",") == ["step", "data", "EN", "SD", "SF", "AG", "MI", "SCD", "VIF", "Qabf", "SSIM"]
+    assert [row.split(",")[:2] for row in val[1:]] == [["1", pair_folder.name], ["2", pair_folder.name]]
     assert sorted(p.name for p in (tmp_path / "run" / "snapshots").iterdir()) == ["step_000001.safetensors",
                                                                                    "step_000002.safetensors"]
     cfg.write_text(cfg.read_text().replace(f"val_data: {pair_folder}", f"val_data: {tmp_path / 'missing'}"))

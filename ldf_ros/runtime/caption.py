@@ -19,6 +19,7 @@ to the caption, and the student was trained so that each one does what it says.
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import cv2
@@ -26,7 +27,10 @@ import numpy as np
 
 DARK, DIM = 0.12, 0.30           # mean luminance thresholds (visible in [0, 1])
 HAZY_CONTRAST = 0.09             # luminance std below this (and not dark): hazy
-WARM_MIN_AREA = 0.002            # warm blob area as a fraction of the image
+WARM_MIN_AREA = 0.0015           # warm blob area as a fraction of the image
+WARM_MAX_AREA = 0.08             # larger warm regions are sun-heated ground or walls, not objects
+WARM_PERCENTILE, WARM_ABOVE_MEDIAN = 98, 0.12   # warm: in the frame's top 2% and this far above its median
+OBSTACLE_EDGE = 0.06             # outer columns left out of the obstacle search (depth is least sure there)
 OBSTACLE_ROWS = (0.25, 0.65)     # rows searched for obstacles (above the near road surface)
 MAX_OBSTACLE_M = 40.0
 
@@ -94,20 +98,26 @@ def _downsample(visible, thermal01, depth_visible, depth_thermal):
 
 
 def _combined_depth(a, b):
+    """Both branches' geometric mean where both see a surface, else whichever does: the nearer
+    of the two would carry either branch's worst error into the caption."""
     if a is None or b is None:
         return a if b is None else b
-    return np.fmin(a, b)   # the nearer surface either branch sees (NaN-aware)
+    with np.errstate(invalid="ignore"):
+        both = np.sqrt(a * b)
+    return np.where(np.isfinite(a) & np.isfinite(b), both, np.fmin(a, b))
 
 
 def _warm_objects(thermal01: np.ndarray, depth: np.ndarray | None) -> list[tuple[float, float]]:
-    """(distance, centroid u) of warm blobs, nearest first."""
-    thr = max(0.8, float(thermal01.mean() + 2 * thermal01.std()))
+    """(distance, centroid u) of warm blobs, nearest first. Warm is relative to the frame:
+    cameras with automatic gain put people anywhere in the range (0.2 on a dark MSRS night,
+    0.9 on a RoadScene day), but always in the frame's top few percent and clearly above its
+    common level."""
+    thr = max(float(np.percentile(thermal01, WARM_PERCENTILE)), float(np.median(thermal01)) + WARM_ABOVE_MEDIAN)
     mask = (thermal01 >= thr).astype(np.uint8)
     n, labels, stats, cents = cv2.connectedComponentsWithStats(mask, connectivity=8)
-    min_area = WARM_MIN_AREA * thermal01.size
     blobs = []
     for i in range(1, n):
-        if stats[i, cv2.CC_STAT_AREA] < min_area:
+        if not WARM_MIN_AREA * thermal01.size <= stats[i, cv2.CC_STAT_AREA] <= WARM_MAX_AREA * thermal01.size:
             continue
         d = np.nan
         if depth is not None:
@@ -119,14 +129,26 @@ def _warm_objects(thermal01: np.ndarray, depth: np.ndarray | None) -> list[tuple
 
 
 def _nearest_obstacle(depth: np.ndarray) -> tuple[float, float] | None:
-    h = depth.shape[0]
+    """(distance, column) of the nearest surface in the band above the near road: per column
+    the 5th percentile, smoothed over 5% of the width so that one column's error is not an
+    obstacle, the outer columns left out."""
+    h, w = depth.shape
     band = depth[int(OBSTACLE_ROWS[0] * h):int(OBSTACLE_ROWS[1] * h)]
-    with np.errstate(invalid="ignore"):
-        col = np.nanpercentile(np.where(np.isfinite(band), band, np.nan), 5, axis=0) if np.isfinite(band).any() else None
-    if col is None or not np.isfinite(col).any():
+    if not np.isfinite(band).any():
         return None
-    u = int(np.nanargmin(col))
-    d = float(col[u])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)      # all-NaN columns
+        col = np.nanpercentile(np.where(np.isfinite(band), band, np.nan), 5, axis=0)
+    k = max(1, int(0.05 * w)) | 1
+    padded = np.pad(col, k // 2, mode="edge")
+    smooth = np.array([np.nanmedian(padded[i:i + k]) if np.isfinite(padded[i:i + k]).any() else np.nan
+                       for i in range(w)])
+    edge = int(OBSTACLE_EDGE * w)
+    inner = smooth[edge:w - edge] if w - 2 * edge > 0 else smooth
+    if not np.isfinite(inner).any():
+        return None
+    u = int(np.nanargmin(inner)) + (edge if w - 2 * edge > 0 else 0)
+    d = float(smooth[u])
     return (d, float(u)) if d <= MAX_OBSTACLE_M else None
 
 
