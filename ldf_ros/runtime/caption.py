@@ -139,10 +139,9 @@ def _nearest_obstacle(depth: np.ndarray) -> tuple[float, float] | None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)      # all-NaN columns
         col = np.nanpercentile(np.where(np.isfinite(band), band, np.nan), 5, axis=0)
-    k = max(1, int(0.05 * w)) | 1
-    padded = np.pad(col, k // 2, mode="edge")
-    smooth = np.array([np.nanmedian(padded[i:i + k]) if np.isfinite(padded[i:i + k]).any() else np.nan
-                       for i in range(w)])
+    from scipy.ndimage import median_filter
+    smooth = median_filter(np.where(np.isfinite(col), col, np.inf), size=max(1, int(0.05 * w)) | 1, mode="nearest")
+    smooth = np.where(np.isfinite(smooth), smooth, np.nan)
     edge = int(OBSTACLE_EDGE * w)
     inner = smooth[edge:w - edge] if w - 2 * edge > 0 else smooth
     if not np.isfinite(inner).any():

@@ -86,6 +86,8 @@ def open_session(path: str | Path, settings: OnnxDepthSettings, threads: int = 0
     providers, problem = choose_providers(settings.provider, ort.get_available_providers(), settings)
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
+    # no busy-waiting between runs: the pipeline runs PyTorch stages right after, on the same cores
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     if threads:
         opts.intra_op_num_threads = threads
     return ort.InferenceSession(str(path), sess_options=opts, providers=providers), problem
