@@ -177,12 +177,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
     rank_method = list(methods)[-1] if methods else references[-1][0]
     if args.domains:
         domains = fr.load_domains(args.domains)
-        rows = {}
+        rows, per_domain_methods = {}, {}
         for name, folder in domains.items():
             refs = {r: fr.ReferenceOutputs(Path(p) / name if (Path(p) / name).is_dir() else Path(p))
                     for r, _, p in references}
-            rows[name] = fr.evaluate_folder(folder, {**methods, **refs}, desc=name)
-        per_domain = fr.write_domains_report(rows, domains, {**methods, **refs}, args.out, rank_method)
+            per_domain_methods[name] = {**methods, **refs}
+            rows[name] = fr.evaluate_folder(folder, per_domain_methods[name], desc=name)
+        per_domain = fr.write_domains_report(rows, domains, per_domain_methods, args.out, rank_method)
         print(fr.rank_table(per_domain))
     else:
         if args.vi is None or args.ir is None:

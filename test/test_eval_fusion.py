@@ -103,6 +103,18 @@ def test_domains_and_reference_outputs(roadscene, tmp_path, capsys):
             assert domain["copy_of_max"][metric] == pytest.approx(value, rel=1e-6), metric
     assert (out / "gray" / "panel_worst.png").is_file() and "## gray (2 pairs)" in (out / "report.md").read_text()
 
+    # outputs kept in one folder per domain, each holding only its domain's images
+    by_domain = tmp_path / "by_domain"
+    for domain, pairs in (("color", folder.pairs[:2]), ("gray", folder.pairs[2:]), ("first", folder.pairs[:1])):
+        (by_domain / domain).mkdir(parents=True)
+        for pair in pairs:
+            shutil.copy(refs / f"{pair.name}.png", by_domain / domain / f"{pair.name}.png")
+    assert main(["eval", "fusion", "--domains", str(tmp_path / "domains.yaml"), "--methods", "",
+                 "--reference", f"copy_of_max={by_domain}", "--out", str(tmp_path / "report2")]) == 0
+    by = json.loads((tmp_path / "report2" / "summary.json").read_text())
+    assert by["gray"]["copy_of_max"] == pytest.approx(summary["gray"]["copy_of_max"])
+    capsys.readouterr()
+
     (refs / f"{first}.png").unlink()
     assert main(["eval", "fusion", "--domains", str(tmp_path / "domains.yaml"), "--methods", "",
                  "--reference", f"copy_of_max={refs}", "--out", str(out)]) == 2

@@ -116,13 +116,14 @@ def markdown_table(summary: dict[str, dict[str, float]], reference: dict[str, di
 
 
 def write_domains_report(per_domain_rows: dict[str, list[dict]], domains: dict[str, PairedFolder],
-                         methods: dict, out: Path, rank_method: str) -> dict[str, dict[str, dict[str, float]]]:
-    """One report folder per domain (as `write_report`), and report.md with every domain's
-    table and the mean-rank view; returns {domain: summary}."""
+                         methods: dict[str, dict], out: Path, rank_method: str) -> dict[str, dict[str, dict[str, float]]]:
+    """One report folder per domain (as `write_report`, with that domain's methods: reference
+    outputs may live in a folder per domain), and report.md with every domain's table and the
+    mean-rank view; returns {domain: summary}."""
     out = Path(out)
     per_domain = {}
     for name, rows in per_domain_rows.items():
-        per_domain[name] = write_report(rows, domains[name], methods, out / name, rank_method)
+        per_domain[name] = write_report(rows, domains[name], methods[name], out / name, rank_method)
     body = [f"# Fusion evaluation by domain\n\nMean rank over the nine metrics (1 = best; per domain, then "
             f"the mean over domains):\n\n{rank_table(per_domain)}\n"]
     for name, summary in per_domain.items():
