@@ -218,3 +218,24 @@ def test_fusion_student_on_onnxruntime_matches_pytorch(tmp_path, arch, widths):
     got = pipe.process(rgb, thermal, None, None).fused
     assert got.shape == ref.shape and np.abs(got.astype(int) - ref.astype(int)).max() <= 1
     assert len(list((tmp_path / "cache").glob("fusion_student-*.onnx"))) == 1
+
+
+def test_shipped_depth_checkpoints_run_on_onnxruntime_with_the_same_depth(tmp_path):
+    """runtime.backend onnxruntime: the depth checkpoints are exported once into the cache and
+    give the PyTorch depth (same resizing, flip consistency and rescaling around the network)."""
+    from ldf_ros.runtime.pipeline import FusionPipeline
+    base = {"registration.mode": "identity", "runtime.warmup_runs": 0, "outputs.points": False,
+            "model.variant": "classical", "runtime.onnx_cache_dir": str(tmp_path / "cache"), "runtime.onnx_provider": "cpu"}
+    rng = np.random.default_rng(0)
+    rgb = rng.integers(0, 255, (90, 120, 3), dtype=np.uint8)
+    thermal = rng.integers(0, 255, (90, 120), dtype=np.uint8)
+    ref = FusionPipeline(load_config(None, {**base, "runtime.backend": "torch"})).process(rgb, thermal, None, None)
+    pipe = FusionPipeline(load_config(None, {**base, "runtime.backend": "onnxruntime"}))
+    assert type(pipe.depth_visible.model).__name__ == "ExportedDepthNet" and not pipe.problems
+    got = pipe.process(rgb, thermal, None, None)
+    for key in ("depth_visible", "depth_thermal", "depth"):
+        a, b = getattr(ref, key), getattr(got, key)
+        assert np.array_equal(np.isfinite(a), np.isfinite(b)), key
+        ok = np.isfinite(a)
+        assert np.abs(np.log(a[ok]) - np.log(b[ok])).max() < 1e-3, key
+    assert len(list((tmp_path / "cache").glob("depth_*.onnx"))) == 2

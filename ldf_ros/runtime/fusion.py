@@ -38,18 +38,25 @@ def load_fusion_backend(cfg: FusionConfig, device: str):
         return ClassicalFusion(), f"fusion variant {cfg.model.variant!r} unavailable, using classical: {exc}"
 
 
-def _use_onnxruntime(cfg: FusionConfig, device: str) -> bool:
+def onnxruntime_wanted(cfg: FusionConfig, device: str) -> bool:
     """runtime.backend: onnxruntime asked for, or auto on the CPU with onnxruntime installed
-    (on CUDA, PyTorch runs the student; onnxruntime's CUDA/TensorRT providers are opt-in)."""
+    (on CUDA, PyTorch runs the networks; onnxruntime's CUDA/TensorRT providers are opt-in)."""
     if cfg.runtime.backend != "auto":
         return cfg.runtime.backend == "onnxruntime"
-    if device != "cpu" or cfg.model.variant != "student":
+    if device != "cpu":
         return False
     try:
         import onnxruntime  # noqa: F401
     except ImportError:
         return False
     return True
+
+
+def _use_onnxruntime(cfg: FusionConfig, device: str) -> bool:
+    """The fusion network on onnxruntime: only the student exports (auto leaves the teacher on PyTorch)."""
+    if cfg.runtime.backend == "auto" and cfg.model.variant != "student":
+        return False
+    return onnxruntime_wanted(cfg, device)
 
 
 def _onnxruntime_fusion(path, cfg: FusionConfig):

@@ -234,3 +234,39 @@ def road_plane_depth(disparity: np.ndarray, fy: float, cy: float, camera_height_
         scale, shift = (float(np.median(g)) / med if med > 0 else 1.0 / max_depth), 0.0
     inv = scale * disparity + shift
     return 1.0 / np.maximum(inv, 1.0 / max_depth)
+
+
+class ExportedDepthNet:
+    """A shipped-style depth checkpoint run by onnxruntime, behind the network's own call
+    (`net(x)["depth"]`), so `DepthPredictor` keeps its resizing, flip consistency and focal
+    rescaling and only the forward pass changes. Exported once into the cache (file named by
+    the checkpoint's hash)."""
+
+    def __init__(self, net, checkpoint: str | Path, cfg):
+        import hashlib
+        import os
+
+        from ldf_ros.models.onnx_export import export_depth_onnx
+
+        self.cfg = net.cfg
+        digest = hashlib.sha256(Path(checkpoint).read_bytes()).hexdigest()[:16]
+        path = onnx_cache_dir(cfg) / f"depth_{net.cfg.modality}-{digest}.onnx"
+        if not path.is_file():
+            tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.onnx")    # processes may export at once
+            export_depth_onnx(net, tmp).replace(path)
+        settings = OnnxDepthSettings(provider=cfg.runtime.onnx_provider, fp16=cfg.runtime.fp16,
+                                     engine_cache_dir=str(onnx_cache_dir(cfg) / "tensorrt"))
+        self.session, self.problem = open_session(path, settings, cfg.runtime.num_threads)
+        self.providers = self.session.get_providers()
+
+    # the torch module interface DepthPredictor uses
+    def to(self, *args, **kwargs):
+        return self
+
+    def eval(self):
+        return self
+
+    def __call__(self, x):
+        import torch
+        out = [self.session.run(None, {"image": x[i:i + 1].float().cpu().numpy()})[0] for i in range(x.shape[0])]
+        return {"depth": torch.from_numpy(np.concatenate(out)).to(x.device)}

@@ -153,7 +153,19 @@ class FusionPipeline:
             return predictor
         from ldf_ros.models.depth_net import load_depth_net
         from ldf_ros.runtime.depth import DepthPredictor
-        return DepthPredictor(load_depth_net(path, modality), self.device, self.cfg.runtime.fp16)
+        from ldf_ros.runtime.fusion import onnxruntime_wanted
+        net = load_depth_net(path, modality)
+        if onnxruntime_wanted(self.cfg, self.device):
+            from ldf_ros.runtime.onnx_depth import ExportedDepthNet
+            try:
+                exported = ExportedDepthNet(net, path, self.cfg)
+            except Exception as exc:  # noqa: BLE001 - any export or session failure: PyTorch runs it
+                self._problem(f"{modality} depth: onnxruntime unavailable ({type(exc).__name__}: {exc}); PyTorch runs it")
+            else:
+                if exported.problem:
+                    self._problem(f"{modality} depth: {exported.problem}")
+                return DepthPredictor(exported, self.device, fp16=False)
+        return DepthPredictor(net, self.device, self.cfg.runtime.fp16)
 
     def _problem(self, msg: str) -> None:
         self.problems.append(msg)
