@@ -74,10 +74,8 @@ class OrtFusion:
     output as `LearnedFusion`; the caption embedding is computed outside and fed in."""
 
     def __init__(self, checkpoint, cfg, text: CachedTextEncoder, check_text: bool = True):
-        import hashlib
-
         from ldf_ros.models.onnx_export import export_fusion_onnx
-        from ldf_ros.runtime.onnx_depth import OnnxDepthSettings, onnx_cache_dir, open_session
+        from ldf_ros.runtime.onnx_depth import OnnxDepthSettings, cached_export, open_session
 
         net = load_fusion_net(checkpoint, text.encoder if check_text else None)
         if net.cfg.role != "student":
@@ -86,12 +84,8 @@ class OrtFusion:
         # fp16 on a GPU: a half-precision file for the CUDA provider (TensorRT builds fp16 engines either way)
         half = cfg.runtime.fp16 and "CUDAExecutionProvider" in ort.get_available_providers() \
             and cfg.runtime.onnx_provider != "cpu"
-        digest = hashlib.sha256(open(checkpoint, "rb").read()).hexdigest()[:16]
-        path = onnx_cache_dir(cfg) / f"fusion_student-{digest}{'-fp16' if half else ''}.onnx"
-        if not path.is_file():
-            import os
-            tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.onnx")    # processes may export at once
-            export_fusion_onnx(net, tmp, fp16=half).replace(path)
+        path = cached_export(checkpoint, "fusion_student-fp16" if half else "fusion_student",
+                             lambda out: export_fusion_onnx(net, out, fp16=half), cfg)
         self.session, self.problem = open_session(path, OnnxDepthSettings.from_config(cfg), cfg.runtime.num_threads)
         self.providers = self.session.get_providers()
         self.dtype = np.float16 if "float16" in self.session.get_inputs()[0].type else np.float32

@@ -55,6 +55,21 @@ def onnx_cache_dir(cfg) -> Path:
     return Path(cfg.runtime.onnx_cache_dir).expanduser() if cfg.runtime.onnx_cache_dir else Path.home() / ".cache" / "ldf_ros"
 
 
+def cached_export(checkpoint: str | Path, stem: str, export, cfg) -> Path:
+    """The ONNX file of a checkpoint in the cache, named by the checkpoint's hash (a new
+    checkpoint exports again); `export(path)` writes it the first time, under a temporary name
+    so that processes exporting at once never read a half-written file."""
+    import hashlib
+    import os
+
+    digest = hashlib.sha256(Path(checkpoint).read_bytes()).hexdigest()[:16]
+    path = onnx_cache_dir(cfg) / f"{stem}-{digest}.onnx"
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        export(path.with_name(f"{path.stem}.{os.getpid()}.tmp.onnx")).replace(path)
+    return path
+
+
 def choose_providers(requested: str, available: list[str], settings: OnnxDepthSettings) -> tuple[list, str | None]:
     """(providers for the session, a problem line or None). 'auto' takes the fastest present;
     a named provider that is missing falls back to the CPU with the reason."""
@@ -243,17 +258,10 @@ class ExportedDepthNet:
     the checkpoint's hash)."""
 
     def __init__(self, net, checkpoint: str | Path, cfg):
-        import hashlib
-        import os
-
         from ldf_ros.models.onnx_export import export_depth_onnx
 
         self.cfg = net.cfg
-        digest = hashlib.sha256(Path(checkpoint).read_bytes()).hexdigest()[:16]
-        path = onnx_cache_dir(cfg) / f"depth_{net.cfg.modality}-{digest}.onnx"
-        if not path.is_file():
-            tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.onnx")    # processes may export at once
-            export_depth_onnx(net, tmp).replace(path)
+        path = cached_export(checkpoint, f"depth_{net.cfg.modality}", lambda out: export_depth_onnx(net, out), cfg)
         settings = OnnxDepthSettings(provider=cfg.runtime.onnx_provider, fp16=cfg.runtime.fp16,
                                      engine_cache_dir=str(onnx_cache_dir(cfg) / "tensorrt"))
         self.session, self.problem = open_session(path, settings, cfg.runtime.num_threads)
