@@ -468,6 +468,8 @@ class FusionTrainConfig:
     color_weight: float = _spec(1.0, doc="L1 of CbCr towards the visible chroma", lo=0.0)
     depth_weight: float = _spec(0.2, doc="depth-driven loss through both depth branches (0: ablation)", lo=0.0)
     distill_weight: float = _spec(1.0, doc="student: L1 towards the teacher's output", lo=0.0)
+    distill_data: str = _spec("", doc="folder(s) of `data`, comma-separated, whose crops get the distillation term "
+                              "(a teacher that is right on one domain only; empty: all crops)")
     directive_prob: float = _spec(0.0, doc="share of crops guided by a directive (model.directive), split evenly "
                                   "among them; their loss favours what the directive says", lo=0.0, hi=1.0)
     directive_weight: float = _spec(2.0, doc="weight of a directive's own loss term", lo=0.0)

@@ -37,3 +37,17 @@ def test_eval_bag_writes_output_bag_report_panels_and_ply(tmp_path):
         topics = {c.topic: c.msgcount for c in reader.connections}
     assert topics["/ldf_fusion/fused/image"] == summary["outputs"]
     assert {"/ldf_fusion/depth/image", "/ldf_fusion/points", "/ldf_fusion/caption"} <= set(topics)
+
+
+def test_recorder_reads_the_stamp_from_serialized_outputs():
+    """The recorder keeps outputs serialized while the node runs; the stamp comes from the CDR."""
+    from rclpy.serialization import serialize_message
+    from sensor_msgs.msg import Image, PointCloud2
+
+    from ldf_ros.ros.bag_eval import _cdr_header_stamp
+
+    for cls in (Image, PointCloud2):
+        msg = cls()
+        msg.header.stamp.sec, msg.header.stamp.nanosec = 1_700_000_123, 987_654_321
+        msg.header.frame_id = "rgb_optical"
+        assert _cdr_header_stamp(serialize_message(msg)) == 1_700_000_123_987_654_321

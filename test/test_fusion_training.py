@@ -254,3 +254,29 @@ def test_a_directive_moves_the_output_its_way_on_a_tiny_trained_model(warm_folde
     visible_error = lambda y: float(((y - luma(vis)).abs() * lit).sum() / lit.sum())   # noqa: E731
     assert warm_level(warm) > warm_level(none) + 0.02, (warm_level(warm), warm_level(none))
     assert visible_error(colors) < visible_error(none) - 0.01, (visible_error(colors), visible_error(none))
+
+
+def test_distillation_reaches_only_the_chosen_folders(tmp_path):
+    """distill_data: a teacher right on one domain pulls only that domain's crops."""
+    from ldf_ros.data.paired import PairedFolder
+    from ldf_ros.training.fusion import distill_crops, distill_error
+
+    roots = []
+    for name, n in (("a", 2), ("b", 3)):
+        for d in ("vi", "ir"):
+            (tmp_path / name / d).mkdir(parents=True)
+        for i in range(n):
+            cv2.imwrite(str(tmp_path / name / "vi" / f"{i}.png"), np.zeros((8, 8, 3), np.uint8))
+            cv2.imwrite(str(tmp_path / name / "ir" / f"{i}.png"), np.zeros((8, 8), np.uint8))
+        roots.append(str(tmp_path / name))
+    folders = [PairedFolder.from_root(r) for r in roots]
+    data = ",".join(roots)
+    assert distill_crops(folders, data, "").tolist() == [True] * 5
+    assert distill_crops(folders, data, roots[1]).tolist() == [False, False, True, True, True]
+    with pytest.raises(ValueError, match="not among"):
+        distill_crops(folders, data, str(tmp_path / "c"))
+
+    teacher = lambda v, i, t: torch.ones_like(v)  # noqa: E731
+    fused, vis, ir, text = torch.zeros(2, 3, 4, 4), torch.zeros(2, 3, 4, 4), torch.zeros(2, 1, 4, 4), torch.zeros(2, 8)
+    assert distill_error(fused, teacher, vis, ir, text, torch.tensor([False, True])).item() == 1.0
+    assert distill_error(fused, teacher, vis, ir, text, torch.tensor([False, False])).item() == 0.0

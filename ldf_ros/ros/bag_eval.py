@@ -98,10 +98,8 @@ def run_node_on_bag(bag: Path, config: Path | None, overrides: dict, rate: float
     import rclpy
     from diagnostic_msgs.msg import DiagnosticArray
     from rclpy.qos import QoSProfile, ReliabilityPolicy
-    from rclpy.serialization import serialize_message
 
     from ldf_ros.ros.bag_replay import message_class
-    from ldf_ros.ros.conversions import image_to_numpy, pointcloud2_to_xyzrgb
 
     from ldf_ros.config import default_config_path, load_config
     sync = load_config(config, {k: v for k, v in overrides.items() if k != "use_sim_time"}).sync
@@ -116,27 +114,18 @@ def run_node_on_bag(bag: Path, config: Path | None, overrides: dict, rate: float
     last_output = [time.monotonic()]
 
     def on_output(topic, msgtype):
-        def cb(msg):
+        def cb(raw: bytes):        # serialized CDR: decoded after the run, not on the cores being measured
             last_output[0] = time.monotonic()
-            if hasattr(msg, "header"):
-                rec.answered.add(_stamp(msg))
-            stamp = _stamp(msg) if hasattr(msg, "header") else (max(rec.fused) if rec.fused else 0)
-            rec.raw.append((f"/ldf_fusion/{topic}", msgtype, stamp, serialize_message(msg)))
-            if topic == "fused/image":
-                rec.fused[stamp] = image_to_numpy(msg)
-            elif topic == "depth/image":
-                rec.depth[stamp] = image_to_numpy(msg)
-            elif topic == "thermal/registered":
-                rec.thermal[stamp] = image_to_numpy(msg)
-            elif topic == "points":
-                rec.points[stamp] = pointcloud2_to_xyzrgb(msg)
-            else:
-                rec.caption.append(msg.data)
+            stamp = _cdr_header_stamp(raw) if topic != "caption" else None
+            if stamp is not None:
+                rec.answered.add(stamp)
+            rec.raw.append((f"/ldf_fusion/{topic}", msgtype, stamp, raw))
         return cb
 
     qos = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
     for topic, msgtype in OUTPUT_TOPICS.items():
-        node.create_subscription(message_class(msgtype), f"{ns}/ldf_fusion/{topic}", on_output(topic, msgtype), qos)
+        node.create_subscription(message_class(msgtype), f"{ns}/ldf_fusion/{topic}", on_output(topic, msgtype), qos,
+                                 raw=True)
     ours = f"{ns}/ldf_fusion:"          # /diagnostics is shared: keep only this node's status
     node.create_subscription(DiagnosticArray, "/diagnostics",
                              lambda m: rec.diagnostics.extend(s for s in m.status if s.name.startswith(ours)), 10)
@@ -166,7 +155,43 @@ def run_node_on_bag(bag: Path, config: Path | None, overrides: dict, rate: float
         rclpy.try_shutdown()
         if log_path:
             log.close()
+    _decode_outputs(rec)
     return rec
+
+
+def _cdr_header_stamp(raw: bytes) -> int:
+    """The header stamp (ns) of a serialized message whose first field is a std_msgs/Header:
+    after the 4-byte CDR encapsulation, int32 sec and uint32 nanosec."""
+    order = "<" if raw[1] & 1 else ">"
+    sec, nanosec = np.frombuffer(raw, dtype=np.dtype(f"{order}i4"), count=1, offset=4)[0], \
+        np.frombuffer(raw, dtype=np.dtype(f"{order}u4"), count=1, offset=8)[0]
+    return int(sec) * 1_000_000_000 + int(nanosec)
+
+
+def _decode_outputs(rec: Recording) -> None:
+    """Fill the recording's arrays from the serialized outputs; a caption gets the stamp of the
+    latest fused image received before it."""
+    from rclpy.serialization import deserialize_message
+
+    from ldf_ros.ros.bag_replay import message_class
+    from ldf_ros.ros.conversions import image_to_numpy, pointcloud2_to_xyzrgb
+
+    latest = 0
+    for n, (topic, msgtype, stamp, raw) in enumerate(rec.raw):
+        msg = deserialize_message(raw, message_class(msgtype))
+        name = topic.removeprefix("/ldf_fusion/")
+        if name == "fused/image":
+            rec.fused[stamp] = image_to_numpy(msg)
+            latest = stamp
+        elif name == "depth/image":
+            rec.depth[stamp] = image_to_numpy(msg)
+        elif name == "thermal/registered":
+            rec.thermal[stamp] = image_to_numpy(msg)
+        elif name == "points":
+            rec.points[stamp] = pointcloud2_to_xyzrgb(msg)
+        else:
+            rec.caption.append(msg.data)
+            rec.raw[n] = (topic, msgtype, latest, raw)
 
 
 def _settle(spin, rec: Recording, quiet_s: float, limit_s: float, last_output: list | None = None) -> None:

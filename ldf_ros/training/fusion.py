@@ -379,6 +379,7 @@ def train_fusion(cfg: FusionTrainConfig, resume: bool = True, progress: bool = T
     loss_fn = FusionLoss(cfg, dv, dt)
     data = PairCrops(folders, cfg.crop, cfg.seed + rank, length=max(256, cfg.batch_size * world * 4),
                      gray_prob=cfg.gray_prob)
+    distill_mask = distill_crops(folders, cfg.data, cfg.distill_data)
     log = RunLog(out, ["step", "seconds", "loss", "terms"], rank, step)
     directive_rng = np.random.default_rng(cfg.seed + 7919 * rank + step)
     bar = tqdm(total=cfg.steps, initial=step, desc=f"fusion {cfg.role}", disable=not progress or rank != 0)
@@ -391,9 +392,8 @@ def train_fusion(cfg: FusionTrainConfig, resume: bool = True, progress: bool = T
             fused = model(vis, ir, emb)
             terms = loss_fn(fused, vis, ir, directives)
             if teacher is not None and cfg.distill_weight > 0:
-                with torch.no_grad():
-                    target = teacher(vis, ir, emb)
-                terms["distill"] = cfg.distill_weight * F.l1_loss(fused, target)
+                terms["distill"] = cfg.distill_weight * distill_error(fused, teacher, vis, ir, emb,
+                                                                     distill_mask[batch["index"]].to(device))
                 terms["total"] = terms["total"] + terms["distill"]
             opt.zero_grad(set_to_none=True)
             terms["total"].backward()
@@ -415,6 +415,28 @@ def train_fusion(cfg: FusionTrainConfig, resume: bool = True, progress: bool = T
             if step >= cfg.steps:
                 break
     return _finish(bar, log, world, out)
+
+
+def distill_crops(folders: list[PairedFolder], data: str, distill_data: str) -> torch.Tensor:
+    """Per training image (global index), whether its crops are distilled: all, or those of the
+    folders named in distill_data (each must be one of data's)."""
+    roots = [str(Path(r.strip()).resolve()) for r in data.split(",") if r.strip()]
+    chosen = {str(Path(r.strip()).resolve()) for r in distill_data.split(",") if r.strip()}
+    if not chosen:
+        return torch.ones(sum(len(f) for f in folders), dtype=torch.bool)
+    unknown = chosen - set(roots)
+    if unknown:
+        raise ValueError(f"distill_data: {sorted(unknown)} not among data's folders {roots}")
+    return torch.cat([torch.full((len(f),), root in chosen, dtype=torch.bool) for f, root in zip(folders, roots)])
+
+
+def distill_error(fused, teacher, visible, infrared, text, mask: torch.Tensor) -> torch.Tensor:
+    """L1 towards the teacher's output, over the crops the mask selects (0 when none is)."""
+    if not mask.any():
+        return fused.sum() * 0.0
+    with torch.no_grad():
+        target = teacher(visible[mask], infrared[mask], text[mask])
+    return F.l1_loss(fused[mask], target)
 
 
 def pick_directives(n: int, prob: float, rng: np.random.Generator) -> list[str]:
