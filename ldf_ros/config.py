@@ -71,6 +71,10 @@ class RuntimeConfig:
     depth_flip_consistency: bool = _spec(True, doc="run each depth branch on the image and its mirror: publish their "
                                          "geometric mean and weight the blend by how well each branch agrees with "
                                          "itself (twice the depth networks' cost)")
+    overlap_stages: bool = _spec(True, doc="on a stream of pairs (the node), run the depth branches and the caption "
+                                 "on a second thread while the fusion runs, guided by the previous pair's caption: "
+                                 "the stages share the cores instead of waiting for each other (the caption published "
+                                 "is always the pair's own)")
     backend: str = _spec("auto", doc="how the fusion student and the depth checkpoints run: PyTorch, or onnxruntime "
                          "(exported once to runtime.onnx_cache_dir; 1.4x faster on this CPU); auto: onnxruntime on the "
                          "CPU when it is installed, else PyTorch; the teacher always runs in PyTorch",
@@ -462,6 +466,9 @@ class FusionTrainConfig:
     seed: int = _spec(0, doc="seed", lo=0)
     threads: int = _spec(0, doc="torch CPU threads (0: default)", lo=0, hi=256)
     intensity_weight: float = _spec(1.0, doc="L1 of luminance towards the stronger source", lo=0.0)
+    thermal_contrast: float = _spec(0.0, doc="the intensity target adds this share of the thermal image's own "
+                                    "contrast (T minus its mean) to the stronger source: thermal structure enters "
+                                    "where the visible image is already bright", lo=0.0, hi=1.0)
     gradient_weight: float = _spec(1.0, doc="L1 of the Sobel gradient of Y towards the stronger source's", lo=0.0)
     ssim_weight: float = _spec(0.5, doc="1 - SSIM to both sources", lo=0.0)
     edge_weight: float = _spec(0.0, doc="1 - differentiable Qabf: both sources' edges kept (strength, orientation)", lo=0.0)

@@ -263,3 +263,42 @@ def test_a_gray_visible_camera_gets_a_gray_fused_image(tmp_path):
         assert is_gray(out, tolerance=0), variant
     tinted = pipe.process(color, thermal, None, None).fused
     assert not is_gray(tinted)                 # colour input keeps its colour
+
+
+def test_on_a_stream_the_fusion_is_guided_by_the_previous_caption_while_depth_runs_beside_it():
+    """overlap_stages: a stream's pair is fused with the caption of the pair before (its own is
+    still being computed on the second thread); the caption published is the pair's own. A
+    single pair, the first of a stream and runs with the option off wait for their own caption."""
+    import threading
+
+    from ldf_ros.config import load_config
+    from ldf_ros.runtime.pipeline import FusionPipeline
+
+    base = {"model.variant": "classical", "outputs.depth": False, "outputs.points": False,
+            "model.depth_visible_weights": "none", "model.depth_thermal_weights": "none", "runtime.warmup_runs": 0}
+    bright, dark = np.full((64, 80, 3), 230, np.uint8), np.full((64, 80, 3), 5, np.uint8)
+    thermal = np.linspace(0, 65535, 64 * 80).reshape(64, 80).astype(np.uint16)
+
+    def run(overrides, stream):
+        pipe = FusionPipeline(load_config(None, {**base, **overrides}))
+        fuse, guided, threads = pipe.fusion, [], set()
+        original_caption = pipe._depth_and_caption
+
+        def spy_caption(*args):
+            threads.add(threading.current_thread().name)
+            return original_caption(*args)
+
+        def spy_fusion(rgb, thermal01, text):
+            guided.append(text)
+            return fuse(rgb, thermal01, text)
+        pipe.fusion, pipe._depth_and_caption = spy_fusion, spy_caption
+        captions = [pipe.process(rgb, thermal, None, None, stream=stream).caption for rgb in (bright, dark, bright)]
+        return captions, guided, threads
+
+    captions, guided, threads = run({}, stream=True)
+    assert captions[0] != captions[1]
+    assert guided == [captions[0], captions[0], captions[1]]
+    assert any(name.startswith("ldf_depth") for name in threads)
+    for overrides, stream in (({}, False), ({"runtime.overlap_stages": False}, True)):
+        captions, guided, _ = run(overrides, stream)
+        assert guided == captions

@@ -233,6 +233,15 @@ def edge_preservation_error(fused, a, b) -> torch.Tensor:
 WARM_BOOST = 0.15       # "emphasize warm objects": warm pixels this much brighter than the thermal image
 
 
+def intensity_target(yv, infrared, thermal_contrast: float = 0.0) -> torch.Tensor:
+    """The luminance the fusion is pulled to: the stronger source, plus a share of the thermal
+    image's contrast about its mean (per image)."""
+    target = torch.maximum(yv, infrared)
+    if thermal_contrast > 0:
+        target = (target + thermal_contrast * (infrared - infrared.mean((-2, -1), keepdim=True))).clamp(0, 1)
+    return target
+
+
 def directive_error(directive: str, yf, yv, infrared) -> torch.Tensor:
     """(B,) how far each fused luminance is from what the directive asks:
     - emphasize warm objects: warm objects brighter than in the thermal image (WARM_BOOST);
@@ -264,7 +273,7 @@ class FusionLoss:
         c = self.cfg
         yf, yv = luma(fused), luma(visible)
         terms = {
-            "intensity": c.intensity_weight * F.l1_loss(yf, torch.maximum(yv, infrared)),
+            "intensity": c.intensity_weight * F.l1_loss(yf, intensity_target(yv, infrared, c.thermal_contrast)),
             "gradient": c.gradient_weight * stronger_gradient_error(yf, yv, infrared),
             "ssim": c.ssim_weight * (1 - 0.5 * (ssim_map(yf, yv).mean() + ssim_map(yf, infrared).mean())),
             "color": c.color_weight * F.l1_loss(chroma(fused), chroma(visible)),
