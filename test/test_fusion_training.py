@@ -280,3 +280,14 @@ def test_distillation_reaches_only_the_chosen_folders(tmp_path):
     fused, vis, ir, text = torch.zeros(2, 3, 4, 4), torch.zeros(2, 3, 4, 4), torch.zeros(2, 1, 4, 4), torch.zeros(2, 8)
     assert distill_error(fused, teacher, vis, ir, text, torch.tensor([False, True])).item() == 1.0
     assert distill_error(fused, teacher, vis, ir, text, torch.tensor([False, False])).item() == 0.0
+
+
+def test_intensity_target_adds_the_thermal_contrast_it_is_given():
+    from ldf_ros.training.fusion import intensity_target
+
+    yv = torch.full((1, 1, 2, 2), 0.5)
+    ir = torch.tensor([[[[0.2, 0.4], [0.6, 0.8]]]])
+    assert torch.equal(intensity_target(yv, ir), torch.maximum(yv, ir))
+    boosted = intensity_target(yv, ir, 0.5)           # thermal mean 0.5: +-0.15 and +-0.05 around the max
+    assert torch.allclose(boosted, torch.tensor([[[[0.35, 0.45], [0.65, 0.95]]]]))
+    assert float(intensity_target(torch.ones_like(yv), ir, 1.0).max()) == 1.0
