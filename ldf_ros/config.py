@@ -71,10 +71,6 @@ class RuntimeConfig:
     depth_flip_consistency: bool = _spec(True, doc="run each depth branch on the image and its mirror: publish their "
                                          "geometric mean and weight the blend by how well each branch agrees with "
                                          "itself (twice the depth networks' cost)")
-    overlap_stages: bool = _spec(True, doc="on a stream of pairs (the node), run the depth branches and the caption "
-                                 "on a second thread while the fusion runs, guided by the previous pair's caption: "
-                                 "the stages share the cores instead of waiting for each other (the caption published "
-                                 "is always the pair's own)")
     backend: str = _spec("auto", doc="how the fusion student and the depth checkpoints run: PyTorch, or onnxruntime "
                          "(exported once to runtime.onnx_cache_dir; 1.4x faster on this CPU); auto: onnxruntime on the "
                          "CPU when it is installed, else PyTorch; the teacher always runs in PyTorch",
@@ -458,6 +454,8 @@ class FusionTrainConfig:
     clip_model: str = _spec("ViT-B-32", doc="open_clip model name")
     clip_checkpoint: str = _spec("", doc="local open_clip checkpoint")
     student_arch: str = _spec("guided", doc="student network (ldf_ros/models/fusion_net.py)", choices=["guided", "unet"])
+    guided_downscale: int = _spec(2, doc="guided student: its coefficient network sees the image at 1/this "
+                                  "(4: about 3x faster, coefficients on a coarser grid)", choices=[2, 4])
     gray_prob: float = _spec(0.0, doc="share of crops whose visible image is made gray (gray visible cameras)", lo=0.0, hi=1.0)
     steps: int = _spec(2000, doc="optimizer steps", lo=1)
     batch_size: int = _spec(4, doc="crops per step and process", lo=1, hi=256)

@@ -48,14 +48,15 @@ def test_denoising_step_lowers_the_loss():
 # tiny networks of each kind: the teacher, and the two student architectures
 KINDS = {"teacher": dict(role="teacher", width=8, denoiser=TINY.to_dict()),
          "unet": dict(role="student", student_widths=(8, 16)),
-         "guided": dict(role="student", student_arch="guided", student_widths=(8, 8, 16, 16))}
+         "guided": dict(role="student", student_arch="guided", student_widths=(8, 8, 16, 16)),
+         "guided4": dict(role="student", student_arch="guided", student_widths=(8, 8, 16, 16), guided_downscale=4)}
 
 
 def tiny_net(kind: str, text_dim: int = 16, trained_head: bool = True) -> FusionNet:
     """A tiny fusion network; the guided student's zero-initialized head (the average of the
     sources) is given random weights so that the tests see a network that does something."""
     net = FusionNet(FusionNetConfig(text_dim=text_dim, **KINDS[kind]))
-    if kind == "guided" and trained_head:
+    if kind.startswith("guided") and trained_head:
         torch.nn.init.normal_(net.student.head.weight, std=0.1)
     return net
 
@@ -161,8 +162,15 @@ def test_guided_student_starts_as_the_average_and_keeps_full_resolution_edges():
     y = luma(net(vis, ir, torch.randn(1, 16)))
     torch.testing.assert_close(y, 0.5 * (luma(vis) + ir), atol=1e-5, rtol=0)
     assert y[..., 15, :].mean() - y[..., 14, :].mean() > 0.3
-    with pytest.raises(ValueError, match="even"):
+    with pytest.raises(ValueError, match="divisible by 2"):
         net(torch.rand(1, 3, 31, 32), torch.rand(1, 1, 31, 32), torch.randn(1, 16))
+    quarter = tiny_net("guided4", trained_head=False)    # coefficients at 1/4: the same line survives
+    y4 = luma(quarter(vis, ir, torch.randn(1, 16)))
+    assert y4[..., 15, :].mean() - y4[..., 14, :].mean() > 0.3
+    with pytest.raises(ValueError, match="divisible by 4"):
+        quarter(torch.rand(1, 3, 30, 32), torch.rand(1, 1, 30, 32), torch.randn(1, 16))
+    with pytest.raises(ValueError, match="guided_downscale"):
+        FusionNetConfig(student_arch="guided", student_widths=(8, 8, 16, 16), guided_downscale=3)
 
 
 def test_student_config_names_its_architecture_and_widths():

@@ -194,14 +194,16 @@ def test_export_of_the_fusion_student_fp32_and_fp16_on_a_real_pair(tmp_path, cap
     assert model.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT16
 
 
-@pytest.mark.parametrize("arch,widths", [("unet", (8, 16, 16)), ("guided", (8, 8, 16, 16))])
-def test_fusion_student_on_onnxruntime_matches_pytorch(tmp_path, arch, widths):
+@pytest.mark.parametrize("arch,widths,downscale", [("unet", (8, 16, 16), 2), ("guided", (8, 8, 16, 16), 2),
+                                                   ("guided", (8, 8, 16, 16), 4)])
+def test_fusion_student_on_onnxruntime_matches_pytorch(tmp_path, arch, widths, downscale):
     """runtime.backend onnxruntime: the student exported once into the cache, the same image."""
     from ldf_ros.models.checkpoint import save_checkpoint
     from ldf_ros.models.fusion_net import FusionNet, FusionNetConfig
     from ldf_ros.runtime.pipeline import FusionPipeline
     torch.manual_seed(0)
-    net = FusionNet(FusionNetConfig(role="student", student_arch=arch, student_widths=widths, text_dim=384))
+    net = FusionNet(FusionNetConfig(role="student", student_arch=arch, student_widths=widths, text_dim=384,
+                                    guided_downscale=downscale))
     for p in net.parameters():                     # zero-initialized layers would hide a wrong export
         torch.nn.init.normal_(p, std=0.1)
     cfg_dict = {**net.cfg.to_dict(), "text": {"encoder": "none", "dim": 384}}

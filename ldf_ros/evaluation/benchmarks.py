@@ -94,7 +94,7 @@ def bench_pipeline(variants=("classical", "student"), sizes=((320, 256), (640, 5
                 pairing.add(0, i, rgb_msg)
                 pairing.add(1, i, th_msg)
                 t2 = time.perf_counter()
-                res = pipe.process(rgb_in, th_in, k, k, stream=True)
+                res = pipe.process(rgb_in, th_in, k, k)
                 t3 = time.perf_counter()
                 io.publish(res)
                 t4 = time.perf_counter()

@@ -38,12 +38,15 @@ class FusionNetConfig:
     timesteps: tuple[int, ...] = (50, 150)
     student_widths: tuple[int, ...] = (16, 32, 64)
     student_arch: str = "unet"               # "guided" or "unet" (see the module docstring)
+    guided_downscale: int = 2                # guided: the coefficient network's input is 1/this of the image
 
     def __post_init__(self):
         if self.role not in ("teacher", "student"):
             raise ValueError(f"fusion role {self.role!r}: expected teacher or student")
         if self.student_arch not in STUDENT_WIDTHS:
             raise ValueError(f"student_arch {self.student_arch!r}: expected one of {', '.join(STUDENT_WIDTHS)}")
+        if self.guided_downscale not in (2, 4):
+            raise ValueError(f"guided_downscale {self.guided_downscale}: expected 2 or 4")
         n = len(self.student_widths)
         if self.role == "student" and (n != 4 if self.student_arch == "guided" else n < 2):
             raise ValueError(f"student_widths {self.student_widths}: the {self.student_arch} student takes "
@@ -188,10 +191,11 @@ class GuidedStudentFusionNet(nn.Module):
     each source to keep and how much to sharpen; the full-resolution edges come from the sources
     themselves, so they stay sharp however small the network. Starts as the average of the sources."""
 
-    def __init__(self, widths: tuple[int, ...], text_dim: int):
+    def __init__(self, widths: tuple[int, ...], text_dim: int, downscale: int = 2):
         super().__init__()
         w1, w2, w3, w4 = widths
-        self.stem = nn.Sequential(conv_silu(16, w1, kernel=1), conv_silu(w1, w1))     # 1/2
+        self.downscale = downscale
+        self.stem = nn.Sequential(conv_silu(4 * downscale ** 2, w1, kernel=1), conv_silu(w1, w1))   # 1/downscale
         self.down2 = conv_silu(w1, w2, stride=2)                                      # 1/4
         self.down3 = nn.Sequential(conv_silu(w2, w3, stride=2), PlainResBlock(w3))     # 1/8
         self.down4 = nn.Sequential(conv_silu(w3, w4, stride=2), PlainResBlock(w4))     # 1/16
@@ -204,7 +208,7 @@ class GuidedStudentFusionNet(nn.Module):
 
     def forward(self, visible, infrared, text):
         films = self.film(text)
-        x1 = self.stem(F.pixel_unshuffle(torch.cat([visible, infrared], 1), 2))
+        x1 = self.stem(F.pixel_unshuffle(torch.cat([visible, infrared], 1), self.downscale))
         x2 = self.down2(x1)
         x3 = self.down3(x2)
         x = modulate(self.down4(x3), films[0])
@@ -232,14 +236,15 @@ class FusionNet(nn.Module):
                 p.requires_grad_(False)
             self.head = FusionHead(self.features.channels, cfg.width, cfg.text_dim)
         elif cfg.student_arch == "guided":
-            self.student = GuidedStudentFusionNet(cfg.student_widths, cfg.text_dim)
+            self.student = GuidedStudentFusionNet(cfg.student_widths, cfg.text_dim, cfg.guided_downscale)
         else:
             self.student = StudentFusionNet(cfg.student_widths, cfg.text_dim)
 
     def forward(self, visible: torch.Tensor, infrared: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
         check_fusion_inputs(visible, infrared, text, self.cfg.text_dim)
-        if self.cfg.role == "student" and self.cfg.student_arch == "guided" and (visible.shape[-1] % 2 or visible.shape[-2] % 2):
-            raise ValueError(f"the guided student needs an even height and width, got {tuple(visible.shape[-2:])}")
+        s = self.cfg.guided_downscale
+        if self.cfg.role == "student" and self.cfg.student_arch == "guided" and (visible.shape[-1] % s or visible.shape[-2] % s):
+            raise ValueError(f"the guided student needs a height and width divisible by {s}, got {tuple(visible.shape[-2:])}")
         if self.cfg.role == "student":
             return self.student(visible, infrared, text)
         with torch.no_grad():

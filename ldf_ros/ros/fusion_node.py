@@ -291,7 +291,7 @@ class _FusionCore:
         k_rgb = self._intrinsics("rgb", rgb.shape, self.cfg.registration.rgb_k, self.cfg.topics.rgb_info)
         k_th = self._intrinsics("thermal", thermal.shape, self.cfg.registration.thermal_k, self.cfg.topics.thermal_info)
         try:
-            result = self.pipeline.process(rgb, thermal, k_rgb, k_th, stream=True)
+            result = self.pipeline.process(rgb, thermal, k_rgb, k_th)
         except InputError as exc:
             return self._bad_input("pair", str(exc))
         if not self.worker.running:

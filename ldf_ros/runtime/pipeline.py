@@ -95,8 +95,6 @@ class FusionPipeline:
         self.variant = cfg.model.variant
         self.problems: list[str] = []       # load-time problems, for diagnostics
         self._window, self._window_for = None, None   # thermal depth window, and the mask it is for
-        self._stream_caption: str | None = None         # the previous pair's caption (overlap_stages)
-        self._depth_thread = None
         self._load_models()
 
     # --- loading ---------------------------------------------------------------------------
@@ -186,12 +184,10 @@ class FusionPipeline:
 
     # --- processing -----------------------------------------------------------------------
     def process(self, rgb: np.ndarray, thermal: np.ndarray, k_rgb: np.ndarray | None,
-                k_thermal: np.ndarray | None, warmup: bool = False, stream: bool = False) -> FusionResult:
+                k_thermal: np.ndarray | None, warmup: bool = False) -> FusionResult:
         """One synchronized pair -> outputs. k_* are 3x3 intrinsics (None: from config for the
         registration; the depth networks then take the RGB camera to be the one they learned on,
-        as a configured placeholder must not rescale depth). `stream`: the pair follows the one
-        processed before (a camera stream), so with runtime.overlap_stages the fusion may be
-        guided by that pair's caption while this pair's depth and caption are computed."""
+        as a configured placeholder must not rescale depth)."""
         check_pair(rgb, thermal)
         check_intrinsics("RGB", k_rgb)
         check_intrinsics("thermal", k_thermal)
@@ -215,16 +211,15 @@ class FusionPipeline:
             except ValueError as exc:
                 raise InputError(f"registration failed: {exc}") from exc
             thermal01 = np.where(valid, thermal01, np.float32(0.0)).astype(np.float32, copy=False)
-        overlap = stream and not warmup and self.cfg.runtime.overlap_stages and self._stream_caption is not None
-        if overlap:
-            pending = self._depth_executor().submit(self._depth_and_caption, rgb, thermal01, valid, k_depth, timings)
-            fused = self._fuse(rgb, thermal01, self._stream_caption, timings)
-            d_vis, s_vis, d_th, s_th, caption = pending.result()
-        else:
-            d_vis, s_vis, d_th, s_th, caption = self._depth_and_caption(rgb, thermal01, valid, k_depth, timings)
-            fused = self._fuse(rgb, thermal01, caption, timings)
-        if stream and not warmup:
-            self._stream_caption = caption
+        with _timed(timings, "depth"):
+            d_vis, s_vis = self._visible_depth(rgb, k_depth)
+            d_th, s_th = self._thermal_depth(thermal01, valid, k_depth)
+        with _timed(timings, "caption"):
+            caption = make_caption(rgb, thermal01, d_vis, d_th)
+        with _timed(timings, "fusion"):
+            fused = self.fusion(rgb, thermal01, guidance_text(caption, self.cfg.model.directive))
+            if is_gray(rgb):        # a gray camera gets a gray fused image: no colour the scene did not show
+                fused = gray_like(fused)
         spreads = (s_vis, s_th) if s_vis is not None and s_th is not None else None
         depth, confidence = self._published_depth(d_vis, d_th, rgb, fused, valid, k_depth, timings, spreads)
         xyz = colors = None
@@ -233,29 +228,6 @@ class FusionPipeline:
                 pc = self.cfg.pointcloud
                 xyz, colors = depth_to_pointcloud(depth, k_rgb, fused, pc.stride, pc.min_range_m, pc.max_range_m)
         return FusionResult(fused, depth, xyz, colors, caption, thermal01, timings, valid, d_vis, d_th, spreads, confidence)
-
-    def _depth_and_caption(self, rgb, thermal01, valid, k_depth, timings):
-        """Both depth branches (with their spreads) and the caption they inform."""
-        with _timed(timings, "depth"):
-            d_vis, s_vis = self._visible_depth(rgb, k_depth)
-            d_th, s_th = self._thermal_depth(thermal01, valid, k_depth)
-        with _timed(timings, "caption"):
-            caption = make_caption(rgb, thermal01, d_vis, d_th)
-        return d_vis, s_vis, d_th, s_th, caption
-
-    def _fuse(self, rgb, thermal01, caption: str, timings) -> np.ndarray:
-        with _timed(timings, "fusion"):
-            fused = self.fusion(rgb, thermal01, guidance_text(caption, self.cfg.model.directive))
-            if is_gray(rgb):        # a gray camera gets a gray fused image: no colour the scene did not show
-                fused = gray_like(fused)
-        return fused
-
-    def _depth_executor(self):
-        """The second thread of overlap_stages, started on first use."""
-        if self._depth_thread is None:
-            from concurrent.futures import ThreadPoolExecutor
-            self._depth_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ldf_depth")
-        return self._depth_thread
 
     def _visible_depth(self, rgb: np.ndarray, k_rgb: np.ndarray | None):
         """(depth, spread or None) of the visible branch (None, None without one)."""

@@ -347,7 +347,8 @@ def build_fusion_training(cfg: FusionTrainConfig, device: str):
     else:
         from ldf_ros.models.fusion_net import STUDENT_WIDTHS
         model = FusionNet(FusionNetConfig(**net_cfg, student_arch=cfg.student_arch,
-                                          student_widths=STUDENT_WIDTHS[cfg.student_arch]))
+                                          student_widths=STUDENT_WIDTHS[cfg.student_arch],
+                                          guided_downscale=cfg.guided_downscale))
     depths = []
     for path, modality in ((cfg.depth_visible, "visible"), (cfg.depth_thermal, "thermal")):
         net = load_depth_net(resolve_path(path), modality).to(device) if path else None
