@@ -3,7 +3,8 @@ guided by a caption embedding through per-channel modulation, and the single-pas
 
 - teacher: `DiffusionFeatures` (frozen DDPM denoiser at fixed timesteps) -> `FusionHead`.
 - student: one forward pass with the same text modulation, for onboard use (exportable):
-  `guided`, a small network at half resolution and below that predicts the coefficients of a
+  `guided`, a small network on the image at half or quarter resolution (`guided_downscale`)
+  and below that predicts the coefficients of a
   per-pixel linear model applied to the full-resolution sources (fast: the full resolution
   sees only a few multiply-adds), or `unet`, an encoder-decoder run at full resolution.
 
@@ -182,7 +183,7 @@ def local_detail(y: torch.Tensor) -> torch.Tensor:
 
 
 class GuidedStudentFusionNet(nn.Module):
-    """Coefficients at half resolution, the fused image at full resolution:
+    """Coefficients at 1/downscale of the resolution (2 or 4), the fused image at full resolution:
 
         Y = a_v Y_v + a_t T + b + g_v hp(Y_v) + g_t hp(T),  CbCr = CbCr_v + 0.25 tanh(c)
 
