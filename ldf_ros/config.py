@@ -72,8 +72,9 @@ class RuntimeConfig:
                                          "geometric mean and weight the blend by how well each branch agrees with "
                                          "itself (twice the depth networks' cost)")
     backend: str = _spec("auto", doc="how the fusion student and the depth checkpoints run: PyTorch, or onnxruntime "
-                         "(exported once to runtime.onnx_cache_dir; on this CPU the depth networks run up to 1.5x faster); auto: onnxruntime on the "
-                         "CPU when it is installed, else PyTorch; the teacher always runs in PyTorch",
+                         "(exported once to runtime.onnx_cache_dir; on this CPU the depth networks run up to 1.5x "
+                         "faster); auto: onnxruntime on the CPU when it is installed, else PyTorch; the teacher "
+                         "always runs in PyTorch",
                          choices=["auto", "torch", "onnxruntime"])
     onnx_provider: str = _spec("auto", doc="onnxruntime execution provider for ONNX models (auto: TensorRT, CUDA, CPU, "
                                "the first present)", choices=["auto", "cpu", "cuda", "tensorrt"])

@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import struct
 import subprocess
 import sys
 import time
@@ -161,11 +162,10 @@ def run_node_on_bag(bag: Path, config: Path | None, overrides: dict, rate: float
 
 def _cdr_header_stamp(raw: bytes) -> int:
     """The header stamp (ns) of a serialized message whose first field is a std_msgs/Header:
-    after the 4-byte CDR encapsulation, int32 sec and uint32 nanosec."""
-    order = "<" if raw[1] & 1 else ">"
-    sec, nanosec = np.frombuffer(raw, dtype=np.dtype(f"{order}i4"), count=1, offset=4)[0], \
-        np.frombuffer(raw, dtype=np.dtype(f"{order}u4"), count=1, offset=8)[0]
-    return int(sec) * 1_000_000_000 + int(nanosec)
+    after the 4-byte CDR encapsulation (its second byte says the byte order), int32 sec and
+    uint32 nanosec."""
+    sec, nanosec = struct.unpack_from("<iI" if raw[1] & 1 else ">iI", raw, 4)
+    return sec * 1_000_000_000 + nanosec
 
 
 def _decode_outputs(rec: Recording) -> None:

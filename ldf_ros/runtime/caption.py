@@ -142,11 +142,11 @@ def _nearest_obstacle(depth: np.ndarray) -> tuple[float, float] | None:
     from scipy.ndimage import median_filter
     smooth = median_filter(np.where(np.isfinite(col), col, np.inf), size=max(1, int(0.05 * w)) | 1, mode="nearest")
     smooth = np.where(np.isfinite(smooth), smooth, np.nan)
-    edge = int(OBSTACLE_EDGE * w)
-    inner = smooth[edge:w - edge] if w - 2 * edge > 0 else smooth
+    edge = int(OBSTACLE_EDGE * w) if w > 2 * int(OBSTACLE_EDGE * w) else 0
+    inner = smooth[edge:w - edge]
     if not np.isfinite(inner).any():
         return None
-    u = int(np.nanargmin(inner)) + (edge if w - 2 * edge > 0 else 0)
+    u = int(np.nanargmin(inner)) + edge
     d = float(smooth[u])
     return (d, float(u)) if d <= MAX_OBSTACLE_M else None
 

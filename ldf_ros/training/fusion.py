@@ -55,9 +55,14 @@ class PairCrops(Dataset):
         return {"visible": visible, "infrared": infrared, "index": int(self.offsets[k]) + i}
 
 
+def folder_list(spec: str) -> list[str]:
+    """The dataset roots of a comma-separated config value (data, val_data, distill_data)."""
+    return [r.strip() for r in spec.split(",") if r.strip()]
+
+
 def paired_folders(spec: str) -> list[PairedFolder]:
     """Comma-separated dataset roots (each with vi/ and ir/ or another known layout)."""
-    roots = [r.strip() for r in spec.split(",") if r.strip()]
+    roots = folder_list(spec)
     if not roots:
         raise ValueError("data: no paired folder given")
     return [PairedFolder.from_root(r) for r in roots]
@@ -375,7 +380,7 @@ def train_fusion(cfg: FusionTrainConfig, resume: bool = True, progress: bool = T
     net, dv, dt, text, teacher = build_fusion_training(cfg, device)
     folders = paired_folders(cfg.data)
     captions = [c for f in folders for c in scene_captions(f, dv, dt, progress and rank == 0)]
-    val_roots = [r.strip() for r in cfg.val_data.split(",") if r.strip()]
+    val_roots = folder_list(cfg.val_data)
     for root in val_roots:
         if not Path(root).is_dir():
             raise ValueError(f"val_data: {root} is not a folder (set it to '' to train without validation)")
@@ -430,8 +435,8 @@ def train_fusion(cfg: FusionTrainConfig, resume: bool = True, progress: bool = T
 def distill_crops(folders: list[PairedFolder], data: str, distill_data: str) -> torch.Tensor:
     """Per training image (global index), whether its crops are distilled: all, or those of the
     folders named in distill_data (each must be one of data's)."""
-    roots = [str(Path(r.strip()).resolve()) for r in data.split(",") if r.strip()]
-    chosen = {str(Path(r.strip()).resolve()) for r in distill_data.split(",") if r.strip()}
+    roots = [str(Path(r).resolve()) for r in folder_list(data)]
+    chosen = {str(Path(r).resolve()) for r in folder_list(distill_data)}
     if not chosen:
         return torch.ones(sum(len(f) for f in folders), dtype=torch.bool)
     unknown = chosen - set(roots)
