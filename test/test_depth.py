@@ -1,6 +1,7 @@
 """Depth networks, their checkpoints, training losses and the depth metrics."""
 from dataclasses import replace
 from pathlib import Path
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -187,11 +188,14 @@ def test_spread_is_the_disagreement_of_the_image_and_its_mirror():
     torch.manual_seed(0)
     pred = DepthPredictor(DepthNet(student_config("visible")))
     image = np.random.default_rng(0).integers(0, 255, (64, 80, 3), dtype=np.uint8)
-    depth, spread = pred(image, spread=True)
-    once, mirrored = pred(image), pred(image[:, ::-1].copy())[:, ::-1]
+    grid = pred.input_size                 # both are measured at the network's size
+    depth, spread = pred(image, spread=True, grid=grid)
+    once, mirrored = pred(image, grid=grid), pred(image[:, ::-1].copy(), grid=grid)[:, ::-1]
     np.testing.assert_allclose(depth, np.sqrt(once * mirrored), rtol=1e-4)
     np.testing.assert_allclose(spread, np.abs(np.log(once / mirrored)), atol=1e-4)
     assert spread.max() > 0
+    full, _ = pred(image, spread=True)     # and resized once to the image, in inverse depth
+    np.testing.assert_allclose(full, 1.0 / cv2.resize(1.0 / depth, (80, 64), interpolation=cv2.INTER_LINEAR), rtol=1e-4)
     d, s = pred(image, window=(8, 8, 48, 40), spread=True)
     assert np.isnan(s[:8]).all() and np.isfinite(s[8:40, 8:48]).all() and np.isnan(d[:, 48:]).all()
 

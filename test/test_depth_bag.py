@@ -48,3 +48,28 @@ def test_bag_without_the_topic_or_intrinsics_is_named(tiny_bag):
         read_bag_video(tiny_bag, "/rgb/image", "/nope/camera_info", "visible")
     video = read_bag_video(tiny_bag, "/thermal/image", "/thermal/camera_info", "thermal", depth_topic="/thermal/depth_gt")
     assert video.frames.shape[0] == 12 and len(video.depth_gt) == 12 and video.frames.max() <= 1.0
+
+
+def test_the_pose_search_finds_the_rigs_forward_motion(tiny_bag):
+    """With the true depth, the search over forward speed recovers how far the camera moves
+    between frames (the rig drives straight ahead), and the refinement keeps it there."""
+    import cv2
+    import numpy as np
+    import torch
+
+    from ldf_ros.synthetic.rig import Rig
+    from ldf_ros.training.depth_bag import (BagAdaptConfig, VideoPoses, _inputs, read_bag_video, refine_poses,
+                                            search_forward_motion)
+    video = read_bag_video(tiny_bag, "/rgb/image", "/rgb/camera_info", "visible", depth_topic="/rgb/depth_gt")
+    net = DepthNet(DepthNetConfig(modality="visible", widths=(8, 8, 8, 8, 8), input_width=160, input_height=128))
+    x, k = _inputs(video, net)
+    gt = [np.nan_to_num(cv2.resize(video.depth_gt[int(s)], (160, 128), interpolation=cv2.INTER_NEAREST), nan=80.0)
+          for s in video.stamps]
+    depths = torch.from_numpy(np.clip(np.stack(gt), 0.5, 80.0)[:, None].astype(np.float32))
+    poses, idx = VideoPoses(len(x)), torch.arange(1, len(x) - 1)
+    speed = search_forward_motion(poses, depths, x, k, idx, gap=1, max_speed=2.0)
+    expected = Rig().speed_mps / 30.0            # SequenceSpec's default RGB rate
+    assert np.median(speed) == pytest.approx(expected, rel=0.2)
+    refine_poses(poses, depths, x, k, idx, gap=1, steps=20, lr=BagAdaptConfig().pose_lr)
+    forward = poses.translation[idx, 0, 2].detach().numpy()
+    assert np.median(forward) == pytest.approx(expected, rel=0.2)

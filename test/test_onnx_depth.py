@@ -42,6 +42,18 @@ def test_onnxruntime_matches_pytorch_at_the_input_size(exported):
     np.testing.assert_allclose(ours, ref, rtol=1e-4)
 
 
+def test_the_exported_depth_network_takes_a_batch(exported):
+    """An image and its mirror run as one batch of two: the same depth as two runs of one."""
+    import onnxruntime as ort
+    _, path = exported
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    x = np.random.default_rng(1).random((2, 3, 64, 96), dtype=np.float32)
+    both = session.run(None, {"image": x})[0]
+    apart = np.concatenate([session.run(None, {"image": x[i:i + 1]})[0] for i in range(2)])
+    assert both.shape == (2, 1, 64, 96)
+    np.testing.assert_allclose(both, apart, rtol=1e-5)
+
+
 def test_the_exported_file_carries_the_model_config(exported):
     import json
 
@@ -234,6 +246,7 @@ def test_shipped_depth_checkpoints_run_on_onnxruntime_with_the_same_depth(tmp_pa
     ref = FusionPipeline(load_config(None, {**base, "runtime.backend": "torch"})).process(rgb, thermal, None, None)
     pipe = FusionPipeline(load_config(None, {**base, "runtime.backend": "onnxruntime"}))
     assert type(pipe.depth_visible.model).__name__ == "ExportedDepthNet" and not pipe.problems
+    assert pipe._depth_pool is not None          # one core per branch, the two side by side
     got = pipe.process(rgb, thermal, None, None)
     for key in ("depth_visible", "depth_thermal", "depth"):
         a, b = getattr(ref, key), getattr(got, key)

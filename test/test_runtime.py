@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 
 from ldf_ros.ops.camera import intrinsics, project, transform
-from ldf_ros.runtime.caption import make_caption, quantize_distance
+from ldf_ros.ops.image import resize_inverse
+from ldf_ros.runtime.caption import column_percentile, make_caption, quantize_distance
 from ldf_ros.runtime.pairing import ApproximatePairing
 from ldf_ros.runtime.pointcloud import depth_to_pointcloud, write_ply
 from ldf_ros.runtime.registration import Extrinsic, ThermalRegistration, plane_homography
@@ -188,17 +189,25 @@ def test_thermal_depth_covers_exactly_the_window_the_thermal_camera_sees():
     rows, cols = np.flatnonzero(seen.any(1)), np.flatnonzero(seen.any(0))
     assert res.thermal_valid[seen].all() and seen.sum() > 0.9 * res.thermal_valid.sum()
     assert (cols[-1] + 1 - cols[0]) / (rows[-1] + 1 - rows[0]) == pytest.approx(1.25, abs=0.02)
-    window = (cols[0], rows[0], cols[-1] + 1, rows[-1] + 1)    # no CameraInfo: the learned camera is assumed
+    window = pipe._window                                      # no CameraInfo: the learned camera is assumed
+    assert window[0] <= cols[0] and cols[-1] < window[2] and window[1] <= rows[0] and rows[-1] < window[3]
+    grid = pipe.depth_grid(320, 256)           # the depth stage works near the network's size
+    assert grid == (160, 128)
+
+    def on_image(depth):
+        return resize_inverse(depth, (320, 256))
     # runtime.depth_flip_consistency (default on): the mean of the window and its mirror
-    np.testing.assert_allclose(res.depth_thermal, pipe.depth_thermal(res.thermal_registered, None, window, spread=True)[0],
-                               rtol=1e-5)
+    np.testing.assert_allclose(res.depth_thermal, on_image(pipe.depth_thermal(res.thermal_registered, None, window,
+                                                                              spread=True, grid=grid)[0]), rtol=1e-5)
     one_pass = FusionPipeline(load_config(None, {**overrides, "runtime.depth_flip_consistency": False}))
     np.testing.assert_allclose(one_pass.process(rgb, thermal, None, None).depth_thermal,
-                               pipe.depth_thermal(res.thermal_registered, None, window), rtol=1e-5)
-    full_frame = pipe.depth_thermal(res.thermal_registered)   # blank border included: not what runs
+                               on_image(pipe.depth_thermal(res.thermal_registered, None, window, grid=grid)), rtol=1e-5)
+    full_frame = on_image(pipe.depth_thermal(res.thermal_registered, grid=grid))   # blank border included: not what runs
     assert not np.allclose(full_frame[seen], res.depth_thermal[seen], rtol=0.05)
     assert np.isfinite(res.depth_visible).all() and np.isfinite(res.depth).all()
-    np.testing.assert_allclose(res.depth[~seen], res.depth_visible[~seen], rtol=1e-5)   # blend: visible where unseen
+    import cv2
+    unseen = cv2.dilate(seen.astype(np.uint8), np.ones((9, 9), np.uint8)) == 0   # a grid cell clear of the view
+    np.testing.assert_allclose(res.depth[unseen], res.depth_visible[unseen], rtol=1e-5)   # blend: visible where unseen
     assert not [msg for level, msg in logs if level != "info"]
     tiny = load_config(None, {"model.variant": "classical", "outputs.points": False, "runtime.warmup_runs": 0,
                               "registration.mode": "homography",
@@ -263,3 +272,17 @@ def test_a_gray_visible_camera_gets_a_gray_fused_image(tmp_path):
         assert is_gray(out, tolerance=0), variant
     tinted = pipe.process(color, thermal, None, None).fused
     assert not is_gray(tinted)                 # colour input keeps its colour
+
+
+def test_column_percentile_is_numpys_nanpercentile_per_column():
+    import warnings
+    rng = np.random.default_rng(0)
+    x = rng.random((40, 25)).astype(np.float32)
+    x[rng.random(x.shape) < 0.3] = np.nan
+    x[:, 3] = np.nan                      # a column without depth
+    x[:, 5] = np.inf
+    x[:39, 6] = np.nan                    # a column with one value
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        ref = np.nanpercentile(np.where(np.isfinite(x), x, np.nan), 5, axis=0)
+    np.testing.assert_allclose(column_percentile(x, 5), ref, rtol=1e-6, equal_nan=True)

@@ -10,6 +10,10 @@ from torch import nn
 
 from ldf_ros.models.depth_net import DepthNet
 
+# Part of the name of every cached export: a change to what the exporters write (the depth
+# network's free batch axis) exports the shipped checkpoints again instead of reusing old files.
+EXPORT_VERSION = 2
+
 
 class _DepthOnly(nn.Module):
     """image (B, C, H, W) in [0, 1] -> depth (B, 1, H, W) in meters."""
@@ -40,14 +44,16 @@ def _write_metadata(path: Path, key: str, config: dict, fp16: bool) -> None:
 
 
 def export_depth_onnx(net: DepthNet, path: str | Path, dynamic: bool = True, opset: int = 17, fp16: bool = False) -> Path:
-    """Write `net` as ONNX (input `image`, output `depth`); `dynamic` leaves height and width free."""
+    """Write `net` as ONNX (input `image`, output `depth`); `dynamic` leaves the batch, height
+    and width free (a batch of two runs an image and its mirror in one call)."""
     import warnings
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     cfg = net.cfg
     example = torch.rand(1, cfg.in_channels, cfg.input_height, cfg.input_width, dtype=torch.float16 if fp16 else torch.float32)
-    axes = {"image": {2: "height", 3: "width"}, "depth": {2: "height", 3: "width"}} if dynamic else None
+    free = {0: "batch", 2: "height", 3: "width"}
+    axes = {"image": free, "depth": free} if dynamic else None
     with warnings.catch_warnings(), torch.no_grad():     # the exporter's notes on constant folding and deprecation
         warnings.simplefilter("ignore")
         torch.onnx.export(_DepthOnly(_half_copy(net, fp16)), (example,), str(path), input_names=["image"],

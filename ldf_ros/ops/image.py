@@ -39,3 +39,13 @@ def ssim(a: np.ndarray, b: np.ndarray, win: int = 7, data_range: float = 255.0,
     s = ((2 * ux * uy + c1) * (2 * vxy + c2)) / ((ux * ux + uy * uy + c1) * (vx + vy + c2))
     pad = (win - 1) // 2
     return float(s[pad:-pad, pad:-pad].mean())
+
+
+def resize_inverse(depth: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Depth resized to (width, height) bilinearly in inverse depth, which interpolates across
+    edges far better than depth; NaN stays NaN (and so do its neighbours)."""
+    if depth.shape[::-1] == tuple(size):
+        return depth.astype(np.float32, copy=False)
+    with np.errstate(divide="ignore"):
+        inv = cv2.resize((1.0 / depth).astype(np.float32), size, interpolation=cv2.INTER_LINEAR)
+        return (1.0 / inv).astype(np.float32)

@@ -19,7 +19,6 @@ to the caption, and the student was trained so that each one does what it says.
 """
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 
 import cv2
@@ -136,9 +135,7 @@ def _nearest_obstacle(depth: np.ndarray) -> tuple[float, float] | None:
     band = depth[int(OBSTACLE_ROWS[0] * h):int(OBSTACLE_ROWS[1] * h)]
     if not np.isfinite(band).any():
         return None
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)      # all-NaN columns
-        col = np.nanpercentile(np.where(np.isfinite(band), band, np.nan), 5, axis=0)
+    col = column_percentile(band, 5)
     from scipy.ndimage import median_filter
     smooth = median_filter(np.where(np.isfinite(col), col, np.inf), size=max(1, int(0.05 * w)) | 1, mode="nearest")
     smooth = np.where(np.isfinite(smooth), smooth, np.nan)
@@ -149,6 +146,23 @@ def _nearest_obstacle(depth: np.ndarray) -> tuple[float, float] | None:
     u = int(np.nanargmin(inner)) + edge
     d = float(smooth[u])
     return (d, float(u)) if d <= MAX_OBSTACLE_M else None
+
+
+def column_percentile(values: np.ndarray, q: float) -> np.ndarray:
+    """Per column, the q-th percentile of the finite values (linear interpolation, as
+    `np.nanpercentile`), NaN where a column has none; one sort for all columns instead of
+    numpy's loop over them."""
+    finite = np.isfinite(values)
+    ordered = np.sort(np.where(finite, values, np.inf), axis=0)
+    n = finite.sum(0)
+    pos = q / 100.0 * np.maximum(n - 1, 0)
+    lo = np.floor(pos).astype(np.int64)
+    hi = np.minimum(lo + 1, np.maximum(n - 1, 0))
+    cols = np.arange(values.shape[1])
+    a, b = ordered[lo, cols], ordered[hi, cols]
+    with np.errstate(invalid="ignore"):
+        out = a + (pos - lo) * (b - a)
+    return np.where(n > 0, out, np.nan)
 
 
 def caption_from_facts(f: SceneFacts) -> str:

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from ldf_ros.models.depth_net import DepthNet, DepthNetConfig
+from ldf_ros.ops.image import resize_inverse
 from ldf_ros.runtime.thermal import ThermalNormalization, normalize_thermal
 
 
@@ -109,33 +110,42 @@ class DepthPredictor:
         """Width / height of the network's input (the thermal window is cut to it)."""
         return self.model.cfg.input_width / self.model.cfg.input_height
 
+    @property
+    def input_size(self) -> tuple[int, int]:
+        """(width, height) the network runs at."""
+        return self.model.cfg.input_width, self.model.cfg.input_height
+
     @torch.inference_mode()
-    def predict_tensor(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, C, H, W) in [0, 1] at any size -> (B, 1, H, W) depth in meters."""
+    def _net_depth(self, x: torch.Tensor) -> np.ndarray:
+        """(B, C, H, W) in [0, 1] at any size -> (B, h, w) depth at the network's input size."""
         cfg = self.model.cfg
-        h, w = x.shape[-2:]
         inp = torch.nn.functional.interpolate(x.to(self.device, self.dtype), size=(cfg.input_height, cfg.input_width),
                                               mode="bilinear", align_corners=False, antialias=True)
-        depth = self.model(inp)["depth"].float()
-        inv = torch.nn.functional.interpolate(1.0 / depth, size=(h, w), mode="bilinear", align_corners=False)
-        return 1.0 / inv
+        return self.model(inp)["depth"].float()[:, 0].cpu().numpy()
 
     @torch.inference_mode()
-    def predict_with_spread(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(depth, spread) of (B, C, H, W): the geometric mean of the network's depth for the
-        image and for its mirror (mirrored back), and |log ratio| of the two. A network that
-        knows the depth gives the same answer both ways; where it guesses, the two passes
-        disagree, so the spread tells where to trust the branch (`blend_depths`)."""
-        both = self.predict_tensor(torch.cat([x, x.flip(-1)]))
-        a, b = both[:x.shape[0]], both[x.shape[0]:].flip(-1)
-        return torch.sqrt(a * b), (torch.log(a) - torch.log(b)).abs()
+    def _net_depth_with_spread(self, x: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        """(depth, spread) at the network's input size: the geometric mean of the network's depth
+        for the image and for its mirror (mirrored back), and |log ratio| of the two. A network
+        that knows the depth gives the same answer both ways; where it guesses, the two passes
+        disagree, so the spread tells where to trust the branch (`blend_depths`). Both passes
+        run as one batch."""
+        cfg = self.model.cfg
+        inp = torch.nn.functional.interpolate(x.to(self.device, self.dtype), size=(cfg.input_height, cfg.input_width),
+                                              mode="bilinear", align_corners=False, antialias=True)
+        both = self.model(torch.cat([inp, inp.flip(-1)]))["depth"].float()[:, 0].cpu().numpy()
+        a, b = both[:x.shape[0]], both[x.shape[0]:, :, ::-1]
+        return np.sqrt(a * b), np.abs(np.log(a) - np.log(b))
 
     def __call__(self, image: np.ndarray, k: np.ndarray | None = None, window: Window | None = None,
-                 thermal_norm: ThermalNormalization = ThermalNormalization(), spread: bool = False):
+                 thermal_norm: ThermalNormalization = ThermalNormalization(), spread: bool = False,
+                 grid: tuple[int, int] | None = None):
         """(H, W) depth in meters. k: the image's 3x3 intrinsics (None: the whole image is taken
         to be the camera the network learned on). window: only that box is seen (a zoom,
         rescaled as such), the rest is NaN. spread: return (depth, spread) of the image and its
-        mirror (`predict_with_spread`) instead."""
+        mirror (`_net_depth_with_spread`) instead. grid: (width, height) to return the result at
+        instead of the image's size (the network's output has no finer detail than its input,
+        so the pipeline works on a grid near it and resizes once at the end)."""
         x = depth_input(image, self.modality, thermal_norm)
         h, w = x.shape[-2:]
         cfg = self.model.cfg
@@ -145,13 +155,29 @@ class DepthPredictor:
         if not (0 <= x0 < x1 <= w and 0 <= y0 < y1 <= h):
             raise ValueError(f"depth window {window} is not inside the {w}x{h} image")
         crop = torch.from_numpy(np.ascontiguousarray(x[:, y0:y1, x0:x1]))[None]
+        scale = depth_scale_for_camera(cfg, k, x1 - x0, y1 - y0)
+        gw, gh = grid or (w, h)
+        box = grid_window(window, (w, h), (gw, gh))
+        size = (box[2] - box[0], box[3] - box[1]) if box else (gw, gh)
         if spread:
-            depth, spreads = (t[0, 0].cpu().numpy().astype(np.float32) for t in self.predict_with_spread(crop))
+            depth, spreads = self._net_depth_with_spread(crop)
+            spreads = cv2.resize(spreads[0], size, interpolation=cv2.INTER_LINEAR)
         else:
-            depth = self.predict_tensor(crop)[0, 0].cpu().numpy().astype(np.float32)
-        depth *= depth_scale_for_camera(cfg, k, x1 - x0, y1 - y0)
-        depth = _place(depth, window, w, h)
-        return (depth, _place(spreads, window, w, h)) if spread else depth
+            depth = self._net_depth(crop)
+        depth = resize_inverse(depth[0], size) * np.float32(scale)
+        depth = _place(depth, box, gw, gh)
+        return (depth, _place(spreads, box, gw, gh)) if spread else depth
+
+
+def grid_window(window: Window | None, size: tuple[int, int], grid: tuple[int, int]) -> Window | None:
+    """A window of an image of `size` (width, height) on a `grid` of another size."""
+    if window is None:
+        return None
+    if tuple(grid) == tuple(size):
+        return window
+    sx, sy = grid[0] / size[0], grid[1] / size[1]
+    x0, y0 = int(round(window[0] * sx)), int(round(window[1] * sy))
+    return x0, y0, max(x0 + 1, int(round(window[2] * sx))), max(y0 + 1, int(round(window[3] * sy)))
 
 
 def _place(values: np.ndarray, window: Window | None, width: int, height: int) -> np.ndarray:
@@ -219,17 +245,19 @@ def edge_feather(valid: np.ndarray, ramp_px: float = FEATHER_PX) -> np.ndarray:
 
 
 def blend_weight(depth_thermal: np.ndarray, visible: np.ndarray, thermal_valid: np.ndarray | None = None,
-                 reliability: np.ndarray | None = None, spreads: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+                 reliability: np.ndarray | None = None, spreads: tuple[np.ndarray, np.ndarray] | None = None,
+                 ramp_px: float = FEATHER_PX) -> np.ndarray:
     """The visible branch's weight in the blend: the visible image's reliability (given, or
     `visible_reliability`), averaged with the branches' `spread_weight` when their spreads
-    (visible, thermal) are given; 1 where the thermal camera does not see, feathered at its edge."""
+    (visible, thermal) are given; 1 where the thermal camera does not see, feathered over
+    `ramp_px` at its edge."""
     w = visible_reliability(visible) if reliability is None else reliability
     if spreads is not None:
         w = 0.5 * (w + spread_weight(*spreads))
     thermal_ok = np.isfinite(depth_thermal) if thermal_valid is None else thermal_valid & np.isfinite(depth_thermal)
     if thermal_ok.all():
         return w.astype(np.float32)
-    return (1.0 - (1.0 - w) * edge_feather(thermal_ok)).astype(np.float32)
+    return (1.0 - (1.0 - w) * edge_feather(thermal_ok, ramp_px)).astype(np.float32)
 
 
 def blend_depths(depth_visible: np.ndarray, depth_thermal: np.ndarray, visible: np.ndarray,

@@ -62,8 +62,10 @@ def cached_export(checkpoint: str | Path, stem: str, export, cfg) -> Path:
     import hashlib
     import os
 
+    from ldf_ros.models.onnx_export import EXPORT_VERSION
+
     digest = hashlib.sha256(Path(checkpoint).read_bytes()).hexdigest()[:16]
-    path = onnx_cache_dir(cfg) / f"{stem}-{digest}.onnx"
+    path = onnx_cache_dir(cfg) / f"{stem}-{digest}-v{EXPORT_VERSION}.onnx"
     if not path.is_file():
         path.parent.mkdir(parents=True, exist_ok=True)
         export(path.with_name(f"{path.stem}.{os.getpid()}.tmp.onnx")).replace(path)
@@ -200,9 +202,15 @@ class OnnxDepthPredictor:
             depth = road_plane_depth(raw, fy, cy, s.camera_height_m, s.max_depth)
         return np.clip(depth, s.min_depth, s.max_depth).astype(np.float32)
 
+    @property
+    def input_size(self) -> tuple[int, int]:
+        return self.settings.input_width, self.settings.input_height
+
     def __call__(self, image: np.ndarray, k: np.ndarray | None = None, window=None,
-                 thermal_norm: ThermalNormalization = ThermalNormalization(), spread: bool = False):
-        from ldf_ros.runtime.depth import _place
+                 thermal_norm: ThermalNormalization = ThermalNormalization(), spread: bool = False,
+                 grid: tuple[int, int] | None = None):
+        from ldf_ros.ops.image import resize_inverse
+        from ldf_ros.runtime.depth import _place, grid_window
         x = self._input(image, thermal_norm)
         h, w = x.shape[:2]
         x0, y0, x1, y1 = window or (0, 0, w, h)
@@ -214,12 +222,15 @@ class OnnxDepthPredictor:
             kc = np.array(k, dtype=np.float64)
             kc[0, 2] -= x0
             kc[1, 2] -= y0
-        a = self._metric(self._raw(crop), kc, x1 - x0, y1 - y0)
+        gw, gh = grid or (w, h)
+        box = grid_window(window, (w, h), (gw, gh))
+        size = (box[2] - box[0], box[3] - box[1]) if box else (gw, gh)
+        a = resize_inverse(self._metric(self._raw(crop), kc, x1 - x0, y1 - y0), size)
         if not spread:
-            return _place(a, window, w, h)
-        b = self._metric(self._raw(crop[:, ::-1].copy())[:, ::-1], kc, x1 - x0, y1 - y0)
+            return _place(a, box, gw, gh)
+        b = resize_inverse(self._metric(self._raw(crop[:, ::-1].copy())[:, ::-1], kc, x1 - x0, y1 - y0), size)
         depth = np.sqrt(a * b).astype(np.float32)
-        return _place(depth, window, w, h), _place(np.abs(np.log(a) - np.log(b)).astype(np.float32), window, w, h)
+        return _place(depth, box, gw, gh), _place(np.abs(np.log(a) - np.log(b)).astype(np.float32), box, gw, gh)
 
 
 def road_plane_depth(disparity: np.ndarray, fy: float, cy: float, camera_height_m: float,
@@ -257,14 +268,16 @@ class ExportedDepthNet:
     rescaling and only the forward pass changes. Exported once into the cache (file named by
     the checkpoint's hash)."""
 
-    def __init__(self, net, checkpoint: str | Path, cfg):
+    def __init__(self, net, checkpoint: str | Path, cfg, threads: int | None = None):
+        """threads: onnxruntime's intra-op threads (default runtime.num_threads; 0 its own choice)."""
         from ldf_ros.models.onnx_export import export_depth_onnx
 
         self.cfg = net.cfg
         path = cached_export(checkpoint, f"depth_{net.cfg.modality}", lambda out: export_depth_onnx(net, out), cfg)
         settings = OnnxDepthSettings(provider=cfg.runtime.onnx_provider, fp16=cfg.runtime.fp16,
                                      engine_cache_dir=str(onnx_cache_dir(cfg) / "tensorrt"))
-        self.session, self.problem = open_session(path, settings, cfg.runtime.num_threads)
+        self.threads = cfg.runtime.num_threads if threads is None else threads
+        self.session, self.problem = open_session(path, settings, self.threads)
         self.providers = self.session.get_providers()
 
     # the torch module interface DepthPredictor uses
@@ -276,5 +289,5 @@ class ExportedDepthNet:
 
     def __call__(self, x):
         import torch
-        out = [self.session.run(None, {"image": x[i:i + 1].float().cpu().numpy()})[0] for i in range(x.shape[0])]
-        return {"depth": torch.from_numpy(np.concatenate(out)).to(x.device)}
+        out = self.session.run(None, {"image": x.float().cpu().numpy()})[0]
+        return {"depth": torch.from_numpy(out).to(x.device)}

@@ -2,11 +2,16 @@
 
 `ldf-ros train depth --bag BAG` reads each camera's images and CameraInfo from an mcap or
 sqlite3 bag, and fine-tunes that branch from the video alone: minimum photometric
-reprojection of the neighbouring frames with a pose network and auto-masking, edge-aware
-smoothness, metric scale from the camera's height above the road (a plane fitted to the
+reprojection of the neighbouring frames with auto-masking, edge-aware smoothness, metric scale from the camera's height above the road (a plane fitted to the
 bottom middle of the image), and a weak anchor to the starting network so that what the
 video cannot teach (textureless or static regions) is kept rather than forgotten. No ground
-truth is used. The last part of the bag is held out; before/after are reported on it: the
+truth is used.
+
+The motion between neighbouring frames is six numbers per pair, kept in a table
+(`VideoPoses`) rather than predicted by a pose network: they are found first by a search over
+forward speed with the starting depth (a pose network started from zero settles on no motion
+or on a sideways one, and then teaches the depth nothing or the wrong thing), then refined
+by gradient with the depth held fixed, then trained with it. The last part of the bag is held out; before/after are reported on it: the
 photometric error and the camera height the depth implies (always), and AbsRel where the bag
 happens to carry ground truth (`/rgb/depth_gt`, `/thermal/depth_gt`, as synthetic bags do).
 """
@@ -23,7 +28,7 @@ import numpy as np
 import torch
 
 from ldf_ros.models.checkpoint import save_checkpoint
-from ldf_ros.models.depth_net import DepthNet, PoseNet, load_depth_net, parameter_count
+from ldf_ros.models.depth_net import DepthNet, load_depth_net, parameter_count
 from ldf_ros.models.layers import ground_plane_height
 from ldf_ros.runtime.thermal import ThermalNormalization, normalize_thermal
 
@@ -48,8 +53,9 @@ class BagAdaptConfig:
     smoothness_weight: float = 1e-3
     camera_height_weight: float = 0.1
     anchor_weight: float = 0.05       # log-depth L1 to the starting network's prediction
-    pose_warmup: float = 0.4          # the first share of steps trains only the pose network (depth frozen):
-                                      # a pose network from scratch would otherwise teach the depth wrong motion
+    max_speed_m: float = 2.0          # pose search: forward motion per frame gap, -max..max (meters)
+    pose_refine_steps: int = 100      # gradient steps on the poses with the starting depth fixed
+    pose_lr: float = 1e-3
     frame_gap: int = 1                # neighbours are this many frames away
     seed: int = 0
     threads: int = 0
@@ -121,15 +127,96 @@ def _metric(net: DepthNet, x: torch.Tensor, k: torch.Tensor) -> list[torch.Tenso
     return [net.disp_to_depth(d) * scale for d in out["disp"]], out["disp"]
 
 
-def _losses(net, pose, anchor, x, idx, gap, k, cfg: BagAdaptConfig) -> dict[str, torch.Tensor]:
+class VideoPoses(torch.nn.Module):
+    """Per frame, the target->source pose (axis-angle, translation) to its previous and its
+    next neighbour: the motion of a recorded video as parameters, trained with the depth."""
+
+    def __init__(self, frames: int):
+        super().__init__()
+        self.rotation = torch.nn.Parameter(torch.zeros(frames, 2, 3))
+        self.translation = torch.nn.Parameter(torch.zeros(frames, 2, 3))
+
+    def forward(self, idx: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        return [(self.rotation[idx, j], self.translation[idx, j]) for j in (0, 1)]
+
+
+def _neighbours(x: torch.Tensor, idx: torch.Tensor, gap: int) -> torch.Tensor:
+    return torch.stack([x[idx - gap], x[idx], x[idx + gap]], 1)
+
+
+@torch.no_grad()
+def search_forward_motion(poses: VideoPoses, depths: torch.Tensor, x: torch.Tensor, k: torch.Tensor,
+                          idx: torch.Tensor, gap: int, max_speed: float, candidates: int = 41) -> np.ndarray:
+    """Set the poses of frames `idx` to the straight-line motion along the optical axis that
+    best explains their neighbours under `depths` (N, 1, h, w): the previous frame seen from
+    v meters behind, the next from v ahead, v in [-max_speed, max_speed]. Returns v per frame."""
+    from ldf_ros.training.depth import identity_error, reprojection_error
+
+    frames = _neighbours(x, idx, gap)
+    kb = k.expand(len(idx), 3, 3)
+    zero = torch.zeros(len(idx), 3)
+    errors = []
+    speeds = torch.linspace(-max_speed, max_speed, candidates)
+    identity = identity_error(frames)
+    for v in speeds:
+        t = torch.zeros(len(idx), 3)
+        t[:, 2] = v
+        err = reprojection_error(depths[idx], frames, kb, [(zero, t), (zero, -t)])
+        errors.append(torch.minimum(err, identity).mean((1, 2, 3)))
+    best = speeds[torch.stack(errors, 1).argmin(1)]
+    poses.rotation[idx] = 0.0
+    poses.translation[idx] = 0.0
+    poses.translation[idx, 0, 2] = best
+    poses.translation[idx, 1, 2] = -best
+    return best.numpy()
+
+
+def refine_poses(poses: VideoPoses, depths: torch.Tensor, x: torch.Tensor, k: torch.Tensor, idx: torch.Tensor,
+                 gap: int, steps: int, lr: float) -> float:
+    """Gradient steps on the poses of frames `idx` with `depths` fixed; the final photometric loss."""
+    from ldf_ros.training.depth import identity_error, photometric_loss, reprojection_error
+
+    frames = _neighbours(x, idx, gap)
+    kb = k.expand(len(idx), 3, 3)
+    identity = identity_error(frames)
+    opt = torch.optim.Adam(poses.parameters(), lr=lr)
+    loss = torch.zeros(())
+    for _ in range(steps):
+        loss = photometric_loss([reprojection_error(depths[idx], frames, kb, poses(idx))], identity)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return float(loss.detach())
+
+
+@torch.no_grad()
+def _all_depths(net: DepthNet, x: torch.Tensor, k: torch.Tensor, batch: int = 16) -> torch.Tensor:
+    was_training = net.training
+    net.eval()
+    out = torch.cat([_metric(net, x[i:i + batch], k)[0][0] for i in range(0, len(x), batch)])
+    net.train(was_training)
+    return out
+
+
+def fit_poses(net: DepthNet, x: torch.Tensor, k: torch.Tensor, idx: np.ndarray, cfg: BagAdaptConfig,
+              poses: VideoPoses | None = None) -> VideoPoses:
+    """Poses of frames `idx` explained by `net`'s depth: search, then refinement."""
+    poses = poses or VideoPoses(len(x))
+    depths = _all_depths(net, x, k)
+    idx_t = torch.from_numpy(np.asarray(idx))
+    search_forward_motion(poses, depths, x, k, idx_t, cfg.frame_gap, cfg.max_speed_m)
+    refine_poses(poses, depths, x, k, idx_t, cfg.frame_gap, cfg.pose_refine_steps, cfg.pose_lr)
+    return poses
+
+
+def _losses(net, poses, anchor, x, idx, gap, k, cfg: BagAdaptConfig) -> dict[str, torch.Tensor]:
     from ldf_ros.training.depth import identity_error, photometric_loss, reprojection_error, smoothness_loss
 
-    frames = torch.stack([x[idx - gap], x[idx], x[idx + gap]], 1)
+    frames = _neighbours(x, idx, gap)
     target = frames[:, 1]
     kb = k.expand(len(idx), 3, 3)
     depths, disps = _metric(net, target, k)
-    poses = [pose(target, s) for s in (frames[:, 0], frames[:, 2])]
-    reproj = [reprojection_error(d, frames, kb, poses) for d in depths[:1]]
+    reproj = [reprojection_error(d, frames, kb, poses(idx)) for d in depths[:1]]
     losses = {"photometric": cfg.photometric_weight * photometric_loss(reproj, identity_error(frames)),
               "smoothness": cfg.smoothness_weight * smoothness_loss(disps, target)}
     height = ground_plane_height(depths[0], kb)
@@ -143,29 +230,27 @@ def _losses(net, pose, anchor, x, idx, gap, k, cfg: BagAdaptConfig) -> dict[str,
     return losses
 
 
-@torch.no_grad()
-def held_out_report(net: DepthNet, video: BagVideo, held: np.ndarray, cfg: BagAdaptConfig,
-                    pose: PoseNet | None = None) -> dict:
-    """Camera height implied by the depth (median), photometric error with the pose network
-    when given, and AbsRel against ground truth where the bag has it, on the held-out frames."""
+def held_out_report(net: DepthNet, video: BagVideo, held: np.ndarray, cfg: BagAdaptConfig) -> dict:
+    """On the held-out frames: the camera height implied by the depth (median), the
+    photometric error with poses fitted to this depth (`fit_poses`, so each network is scored
+    with the motion it explains best), and AbsRel where the bag has ground truth."""
     from ldf_ros.evaluation.depth_metrics import depth_metrics
     from ldf_ros.runtime.depth import DepthPredictor
-    from ldf_ros.training.depth import identity_error, reprojection_error
+    from ldf_ros.training.depth import identity_error, photometric_loss, reprojection_error
 
     net.eval()
     x, k = _inputs(video, net)
-    heights, photo = [], []
-    for i in held:
-        depth = _metric(net, x[i:i + 1], k)[0][0]
-        heights.append(float(ground_plane_height(depth, k[None])[0]))
-        if pose is not None and cfg.frame_gap <= i < len(x) - cfg.frame_gap:
-            frames = torch.stack([x[i - cfg.frame_gap], x[i], x[i + cfg.frame_gap]])[None]
-            poses = [pose(frames[:, 1], s) for s in (frames[:, 0], frames[:, 2])]
-            err = reprojection_error(depth, frames, k[None], poses)
-            photo.append(float(torch.minimum(err, identity_error(frames)).mean()))
+    depths = _all_depths(net, x, k)
+    heights = [float(ground_plane_height(depths[i:i + 1], k[None])[0]) for i in held]
     out = {"frames": int(len(held)), "camera_height_m": float(np.median(heights))}
-    if photo:
-        out["photometric"] = float(np.mean(photo))
+    inner = held[(held >= cfg.frame_gap) & (held < len(x) - cfg.frame_gap)]
+    if len(inner):
+        poses = fit_poses(net, x, k, inner, cfg)
+        idx = torch.from_numpy(inner)
+        with torch.no_grad():
+            frames = _neighbours(x, idx, cfg.frame_gap)
+            err = reprojection_error(depths[idx], frames, k.expand(len(idx), 3, 3), poses(idx))
+            out["photometric"] = float(photometric_loss([err], identity_error(frames)))
     predictor = DepthPredictor(net)
     rows = [depth_metrics(video.depth_gt[int(video.stamps[i])], predictor(video.frames[i], video.k))["abs_rel"]
             for i in held if int(video.stamps[i]) in video.depth_gt]
@@ -186,7 +271,6 @@ def adapt_branch(init: str | Path, video: BagVideo, cfg: BagAdaptConfig, out: Pa
     anchor = load_depth_net(init).eval()
     for p in anchor.parameters():
         p.requires_grad_(False)
-    pose = PoseNet(net.cfg.in_channels)
     n = len(video.frames)
     split = int(round(n * (1.0 - cfg.holdout)))
     gap = cfg.frame_gap
@@ -196,29 +280,27 @@ def adapt_branch(init: str | Path, video: BagVideo, cfg: BagAdaptConfig, out: Pa
         raise ValueError(f"{n} frames are too few to train on {1 - cfg.holdout:.0%} and hold out {cfg.holdout:.0%}")
     x, k = _inputs(video, net)
     before = held_out_report(net, video, held, cfg)
-    opt_pose = torch.optim.AdamW(pose.parameters(), lr=1e-3, weight_decay=1e-4)
-    opt = torch.optim.AdamW(list(net.parameters()) + list(pose.parameters()), lr=cfg.lr, weight_decay=1e-4)
-    warmup = int(cfg.pose_warmup * cfg.steps)
-    t0, log = time.time(), []
+    t0 = time.time()
+    poses = fit_poses(net, x, k, train_idx, cfg)
+    speed = float(poses.translation[train_idx, 0, 2].detach().abs().median())
+    opt = torch.optim.AdamW([{"params": net.parameters(), "lr": cfg.lr, "weight_decay": 1e-4},
+                             {"params": poses.parameters(), "lr": cfg.pose_lr * 0.1, "weight_decay": 0.0}])
+    log = []
     for step in tqdm(range(cfg.steps), desc=f"adapt {name}", disable=not progress, leave=False):
         idx = torch.from_numpy(rng.choice(train_idx, cfg.batch_size, replace=len(train_idx) < cfg.batch_size))
-        net.requires_grad_(step >= warmup)
-        losses = _losses(net, pose, anchor, x, idx, gap, k, cfg)
-        optimizer = opt if step >= warmup else opt_pose
-        optimizer.zero_grad(set_to_none=True)
+        losses = _losses(net, poses, anchor, x, idx, gap, k, cfg)
+        opt.zero_grad(set_to_none=True)
         losses["total"].backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
-        optimizer.step()
+        opt.step()
         log.append({key: round(v.item(), 5) for key, v in losses.items()})
-    after = held_out_report(net, video, held, cfg, pose)
-    before_photo = held_out_report(anchor, video, held, cfg, pose).get("photometric")
-    if before_photo is not None:
-        before["photometric"] = before_photo            # the same pose network scores both
+    after = held_out_report(net, video, held, cfg)
     path = save_checkpoint(out / f"{name}.safetensors", net, "depth", net.cfg.to_dict(), step=cfg.steps,
                            adapted_from=str(init), adapt_config=json.dumps(cfg.__dict__),
                            parameters=parameter_count(net), train_seconds=round(time.time() - t0, 1))
     return {"checkpoint": str(path), "train_frames": int(len(train_idx) + 2 * gap), "before": before, "after": after,
-            "seconds": round(time.time() - t0, 1), "final_losses": log[-1] if log else {}}
+            "forward_motion_m": round(speed, 3), "seconds": round(time.time() - t0, 1),
+            "final_losses": log[-1] if log else {}}
 
 
 def adapt_to_bag(bag: str | Path, out: str | Path, inits: dict[str, str], topics: dict[str, tuple[str, str]],
