@@ -445,6 +445,9 @@ class FusionTrainConfig:
 
     role: str = _spec("teacher", doc="teacher: head on diffusion features; student: single pass", choices=["teacher", "student"])
     data: str = _spec("../shared/datasets/roadscene/train", doc="paired folder(s) (vi/ + ir/), comma-separated; sampled in turn")
+    data_sampling: str = _spec("equal", doc="how often each `data` folder is drawn: equal (in turn), sqrt (in "
+                               "proportion to the square root of its pair count), pairs (in proportion to it)",
+                               choices=["equal", "sqrt", "pairs"])
     val_data: str = _spec("../shared/datasets/roadscene/val", doc="paired folder(s), comma-separated, validated every val_every steps (val.csv); empty: none")
     denoiser: str = _spec("out/train/diffusion/model.safetensors", doc="trained denoiser (teacher)")
     teacher: str = _spec("", doc="fusion teacher to distil from (student; empty: train on the losses alone)")

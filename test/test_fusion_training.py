@@ -291,3 +291,31 @@ def test_intensity_target_adds_the_thermal_contrast_it_is_given():
     boosted = intensity_target(yv, ir, 0.5)           # thermal mean 0.5: +-0.15 and +-0.05 around the max
     assert torch.allclose(boosted, torch.tensor([[[[0.35, 0.45], [0.65, 0.95]]]]))
     assert float(intensity_target(torch.ones_like(yv), ir, 1.0).max()) == 1.0
+
+
+def test_data_sampling_draws_folders_by_their_size(tmp_path):
+    """data_sampling: equal takes the folders in turn; sqrt and pairs draw a one-pair folder
+    far less often than a large one."""
+    from ldf_ros.data.paired import PairedFolder
+    from ldf_ros.training.fusion import PairCrops, folder_weights
+
+    assert folder_weights([1, 100], "equal") is None
+    np.testing.assert_allclose(folder_weights([1, 100], "sqrt"), [1 / 11, 10 / 11])
+    np.testing.assert_allclose(folder_weights([1, 3], "pairs"), [0.25, 0.75])
+    with pytest.raises(ValueError, match="data_sampling"):
+        folder_weights([1, 2], "uniform")
+    roots = []
+    for name, n in (("one", 1), ("many", 16)):
+        for d in ("vi", "ir"):
+            (tmp_path / name / d).mkdir(parents=True)
+        for i in range(n):
+            cv2.imwrite(str(tmp_path / name / "vi" / f"{i}.png"), np.zeros((8, 8, 3), np.uint8))
+            cv2.imwrite(str(tmp_path / name / "ir" / f"{i}.png"), np.zeros((8, 8), np.uint8))
+        roots.append(PairedFolder.from_root(str(tmp_path / name)))
+
+    def share_of_one(sampling):
+        data = PairCrops(roots, 8, seed=0, length=400, sampling=sampling)
+        return np.mean([data[n]["index"] == 0 for n in range(400)])
+    assert share_of_one("equal") == 0.5
+    assert 0.1 < share_of_one("sqrt") < 0.3          # 1 / (1 + 4) = 0.2 expected
+    assert share_of_one("pairs") < 0.12              # 1 / 17

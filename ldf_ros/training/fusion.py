@@ -30,29 +30,42 @@ from ldf_ros.training import cosine_decay
 class PairCrops(Dataset):
     """Random crops of paired images as tensors in [0, 1]: visible (3, S, S), infrared (1, S, S).
 
-    Several folders are sampled in turn, so a small domain weighs as much as a large one; with
-    `gray_prob` a crop's visible image is replaced by its luminance (a gray visible camera)."""
+    Several folders are sampled in turn (`sampling` equal), so a small domain weighs as much as
+    a large one, or at random in proportion to the square root of their pair counts (sqrt) or to
+    the counts (pairs): one folder of a single pair then no longer makes a share of every batch.
+    With `gray_prob` a crop's visible image is replaced by its luminance (a gray visible camera)."""
 
     def __init__(self, folders: PairedFolder | list[PairedFolder], crop: int, seed: int, length: int | None = None,
-                 gray_prob: float = 0.0):
+                 gray_prob: float = 0.0, sampling: str = "equal"):
         self.folders = [folders] if isinstance(folders, PairedFolder) else list(folders)
         self.crop, self.gray_prob = crop, gray_prob
         self.images = [[f.load(i) for i in range(len(f))] for f in self.folders]
         self.offsets = np.cumsum([0] + [len(f) for f in self.folders])
         self.rng = np.random.default_rng(seed)
         self.length = length or int(self.offsets[-1])
+        self.weights = folder_weights([len(f) for f in self.folders], sampling)
 
     def __len__(self):
         return self.length
 
     def __getitem__(self, n):
-        k = n % len(self.folders)
+        k = n % len(self.folders) if self.weights is None else int(self.rng.choice(len(self.folders), p=self.weights))
         i = int(self.rng.integers(len(self.images[k]))) if len(self.folders) > 1 else n % len(self.images[k])
         vi, ir = random_crop_flip(*self.images[k][i], self.crop, self.rng)
         if self.gray_prob and self.rng.random() < self.gray_prob:
             vi = np.repeat(cv2.cvtColor(vi, cv2.COLOR_RGB2GRAY)[..., None], 3, axis=2)
         visible, infrared = pair_tensors(vi, ir, self.folders[k].pairs[i].name)
         return {"visible": visible, "infrared": infrared, "index": int(self.offsets[k]) + i}
+
+
+def folder_weights(counts: list[int], sampling: str) -> np.ndarray | None:
+    """Probability of drawing each folder (None: in turn, all equal)."""
+    if sampling == "equal" or len(counts) < 2:
+        return None
+    if sampling not in ("sqrt", "pairs"):
+        raise ValueError(f"data_sampling {sampling!r}: expected equal, sqrt or pairs")
+    w = np.asarray(counts, np.float64) ** (0.5 if sampling == "sqrt" else 1.0)
+    return w / w.sum()
 
 
 def folder_list(spec: str) -> list[str]:
@@ -393,7 +406,7 @@ def train_fusion(cfg: FusionTrainConfig, resume: bool = True, progress: bool = T
     model = _wrap(net, world, device)
     loss_fn = FusionLoss(cfg, dv, dt)
     data = PairCrops(folders, cfg.crop, cfg.seed + rank, length=max(256, cfg.batch_size * world * 4),
-                     gray_prob=cfg.gray_prob)
+                     gray_prob=cfg.gray_prob, sampling=cfg.data_sampling)
     distill_mask = distill_crops(folders, cfg.data, cfg.distill_data)
     log = RunLog(out, ["step", "seconds", "loss", "terms"], rank, step)
     directive_rng = np.random.default_rng(cfg.seed + 7919 * rank + step)
