@@ -444,7 +444,7 @@ class FusionTrainConfig:
     """`ldf-ros train fusion`: the fusion head (teacher) or the single-pass student."""
 
     role: str = _spec("teacher", doc="teacher: head on diffusion features; student: single pass", choices=["teacher", "student"])
-    data: str = _spec("../shared/datasets/roadscene/train", doc="paired folder(s) (vi/ + ir/), comma-separated; sampled in turn")
+    data: str = _spec("../shared/datasets/roadscene/train", doc="paired folder(s) (vi/ + ir/), comma-separated; drawn per data_sampling")
     data_sampling: str = _spec("equal", doc="how often each `data` folder is drawn: equal (in turn), sqrt (in "
                                "proportion to the square root of its pair count), pairs (in proportion to it)",
                                choices=["equal", "sqrt", "pairs"])

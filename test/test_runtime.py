@@ -218,23 +218,28 @@ def test_thermal_depth_covers_exactly_the_window_the_thermal_camera_sees():
     assert any("thermal depth skipped" in msg for _, msg in logs)
 
 
-def test_published_depth_confidence_and_the_nan_floor():
+@pytest.mark.parametrize("height, width", [(128, 160), (256, 320), (480, 640)])
+def test_published_depth_confidence_and_the_nan_floor(height, width):
     """The published depth carries a confidence from the branches' image-vs-mirror spreads;
-    with runtime.depth_min_confidence, values below it are NaN (never a confident guess)."""
+    with runtime.depth_min_confidence, values below it are NaN (never a confident guess).
+    At the networks' size, and where the depth stage works on a smaller grid (640x480: 213x160,
+    not a whole division) and resizes once."""
     from ldf_ros.config import load_config
     from ldf_ros.runtime.depth import CONFIDENCE_SPREAD
     from ldf_ros.runtime.pipeline import FusionPipeline
 
     base = {"model.variant": "classical", "outputs.points": False, "runtime.warmup_runs": 0, "registration.mode": "identity"}
     rng = np.random.default_rng(0)
-    rgb = rng.integers(0, 255, (128, 160, 3), dtype=np.uint8)
-    thermal = rng.integers(29000, 31000, (128, 160)).astype(np.uint16)
+    rgb = rng.integers(0, 255, (height, width, 3), dtype=np.uint8)
+    thermal = rng.integers(29000, 31000, (height, width)).astype(np.uint16)
     res = FusionPipeline(load_config(None, base)).process(rgb, thermal, None, None)
     conf = res.depth_confidence
-    assert conf.shape == (128, 160) and conf.dtype == np.float32 and ((conf > 0) & (conf <= 1)).all()
-    sv, st = res.depth_spreads                      # the published spread lies between the branches'
-    spread = -np.log(conf) * CONFIDENCE_SPREAD
-    assert np.all(spread <= np.maximum(sv, st) + 1e-4) and np.all(spread >= np.minimum(sv, st) - 1e-4)
+    assert conf.shape == (height, width) and conf.dtype == np.float32 and ((conf > 0) & (conf <= 1)).all()
+    assert res.depth.shape == (height, width) and np.isfinite(res.depth).all()
+    if (height, width) == (128, 160):               # no resize: the published spread lies between the branches'
+        sv, st = res.depth_spreads
+        spread = -np.log(conf) * CONFIDENCE_SPREAD
+        assert np.all(spread <= np.maximum(sv, st) + 1e-4) and np.all(spread >= np.minimum(sv, st) - 1e-4)
     floor = float(np.median(conf))
     masked = FusionPipeline(load_config(None, {**base, "runtime.depth_min_confidence": floor})).process(rgb, thermal, None, None)
     np.testing.assert_array_equal(np.isnan(masked.depth), conf < floor)

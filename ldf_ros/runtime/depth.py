@@ -176,8 +176,9 @@ def grid_window(window: Window | None, size: tuple[int, int], grid: tuple[int, i
     if tuple(grid) == tuple(size):
         return window
     sx, sy = grid[0] / size[0], grid[1] / size[1]
-    x0, y0 = int(round(window[0] * sx)), int(round(window[1] * sy))
-    return x0, y0, max(x0 + 1, int(round(window[2] * sx))), max(y0 + 1, int(round(window[3] * sy)))
+    x0, y0 = min(int(round(window[0] * sx)), grid[0] - 1), min(int(round(window[1] * sy)), grid[1] - 1)
+    x1, y1 = min(int(round(window[2] * sx)), grid[0]), min(int(round(window[3] * sy)), grid[1])
+    return x0, y0, max(x0 + 1, x1), max(y0 + 1, y1)
 
 
 def _place(values: np.ndarray, window: Window | None, width: int, height: int) -> np.ndarray:
@@ -188,11 +189,6 @@ def _place(values: np.ndarray, window: Window | None, width: int, height: int) -
     out = np.full((height, width), np.nan, np.float32)
     out[y0:y1, x0:x1] = values
     return out
-
-
-def resize_depth(depth: np.ndarray, width: int, height: int) -> np.ndarray:
-    """Nearest-neighbour resize that never invents depths between surfaces."""
-    return cv2.resize(depth, (width, height), interpolation=cv2.INTER_NEAREST)
 
 
 # Below this, a branch's spread (|log| of the ratio of its depth for the image and for the

@@ -276,8 +276,13 @@ class ExportedDepthNet:
         path = cached_export(checkpoint, f"depth_{net.cfg.modality}", lambda out: export_depth_onnx(net, out), cfg)
         settings = OnnxDepthSettings(provider=cfg.runtime.onnx_provider, fp16=cfg.runtime.fp16,
                                      engine_cache_dir=str(onnx_cache_dir(cfg) / "tensorrt"))
-        self.threads = cfg.runtime.num_threads if threads is None else threads
-        self.session, self.problem = open_session(path, settings, self.threads)
+        self.path, self.settings = path, settings
+        self.set_threads(cfg.runtime.num_threads if threads is None else threads)
+
+    def set_threads(self, threads: int) -> None:
+        """(Re)open the session with this many intra-op threads (0: onnxruntime's choice)."""
+        self.threads = threads
+        self.session, self.problem = open_session(self.path, self.settings, threads)
         self.providers = self.session.get_providers()
 
     # the torch module interface DepthPredictor uses

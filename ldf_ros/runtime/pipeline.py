@@ -135,11 +135,18 @@ class FusionPipeline:
         onnxruntime sessions on the CPU: the two tiny networks then run at once, one per core,
         instead of each waking two threads for every small operator (about 12 against 18-22 ms
         for the pair of them on 2 cores); None otherwise."""
-        branches = [getattr(p, "model", None) for p in (self.depth_visible, self.depth_thermal)]
-        if not all(getattr(b, "threads", None) == 1 for b in branches):
-            return None
+        import weakref
         from concurrent.futures import ThreadPoolExecutor
-        return ThreadPoolExecutor(max_workers=1, thread_name_prefix="ldf_thermal_depth")
+
+        from ldf_ros.runtime.onnx_depth import ExportedDepthNet
+        branches = [getattr(p, "model", None) for p in (self.depth_visible, self.depth_thermal)]
+        if self.device != "cpu" or not all(isinstance(b, ExportedDepthNet) for b in branches):
+            return None
+        for branch in branches:
+            branch.set_threads(1)
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ldf_thermal_depth")
+        weakref.finalize(self, pool.shutdown, wait=False)
+        return pool
 
     def update_config(self, cfg: FusionConfig) -> None:
         """Take a new config whose models, device and registration are unchanged (the node's
@@ -172,8 +179,8 @@ class FusionPipeline:
         net = load_depth_net(path, modality)
         if onnxruntime_wanted(self.cfg, self.device):
             from ldf_ros.runtime.onnx_depth import ExportedDepthNet
-            try:                 # on the CPU each branch gets one core and the two run side by side
-                exported = ExportedDepthNet(net, path, self.cfg, threads=1 if self.device == "cpu" else None)
+            try:
+                exported = ExportedDepthNet(net, path, self.cfg)
             except Exception as exc:  # noqa: BLE001 - any export or session failure: PyTorch runs it
                 self._problem(f"{modality} depth: onnxruntime unavailable ({type(exc).__name__}: {exc}); PyTorch runs it")
             else:
@@ -244,8 +251,9 @@ class FusionPipeline:
         spreads = (s_vis, s_th) if s_vis is not None and s_th is not None else None
         with _timed(timings, "depth"):
             depth, confidence = self._published_depth(d_vis, d_th, rgb, fused, valid, k_depth, grid, spreads)
-            depth, confidence, d_vis, d_th = (None if d is None else resize_inverse(d, (w, h))
-                                              for d in (depth, confidence, d_vis, d_th))
+            depth, d_vis, d_th = (None if d is None else resize_inverse(d, (w, h)) for d in (depth, d_vis, d_th))
+            if confidence is not None:          # in [0, 1], 0 where unmeasured: plain bilinear
+                confidence = cv2.resize(confidence, (w, h), interpolation=cv2.INTER_LINEAR)
             if spreads is not None:
                 spreads = tuple(cv2.resize(s, (w, h), interpolation=cv2.INTER_LINEAR) for s in spreads)
             floor = self.cfg.runtime.depth_min_confidence
@@ -322,12 +330,11 @@ class FusionPipeline:
         elif source == "thermal" and d_th is not None:
             depth, spread = d_th, spreads and spreads[1]
         elif d_vis is not None and d_th is not None:
-            scale = grid[0] / rgb.shape[1]           # the blend's windows are in full-resolution pixels
-            small = cv2.resize(rgb, grid, interpolation=cv2.INTER_AREA)
+            # the reliability's constants were tuned on full-resolution images: measured there, then shrunk
+            reliability = cv2.resize(visible_reliability(rgb), grid, interpolation=cv2.INTER_AREA)
             seen = cv2.resize(thermal_valid.astype(np.float32), grid, interpolation=cv2.INTER_AREA) > 0.999
-            reliability = visible_reliability(small, window=max(3, int(round(15 * scale)) | 1))
-            w = blend_weight(d_th, small, seen, reliability, spreads, ramp_px=FEATHER_PX * scale)
-            depth = blend_depths(d_vis, d_th, small, weight=w)
+            w = blend_weight(d_th, rgb, seen, reliability, spreads, ramp_px=FEATHER_PX * grid[0] / rgb.shape[1])
+            depth = blend_depths(d_vis, d_th, rgb, weight=w)
             if spreads is not None:
                 sv, st = spreads
                 spread = np.where(np.isfinite(st), w * sv + (1.0 - w) * np.nan_to_num(st), sv)

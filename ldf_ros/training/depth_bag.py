@@ -200,13 +200,19 @@ def _all_depths(net: DepthNet, x: torch.Tensor, k: torch.Tensor, batch: int = 16
 
 def fit_poses(net: DepthNet, x: torch.Tensor, k: torch.Tensor, idx: np.ndarray, cfg: BagAdaptConfig,
               poses: VideoPoses | None = None) -> VideoPoses:
-    """Poses of frames `idx` explained by `net`'s depth: search, then refinement."""
+    """Poses of frames `idx` explained by `net`'s depth: search, then refinement, a chunk of
+    frames at a time (each pose depends only on its own frames; memory stays bounded)."""
     poses = poses or VideoPoses(len(x))
     depths = _all_depths(net, x, k)
-    idx_t = torch.from_numpy(np.asarray(idx))
-    search_forward_motion(poses, depths, x, k, idx_t, cfg.frame_gap, cfg.max_speed_m)
-    refine_poses(poses, depths, x, k, idx_t, cfg.frame_gap, cfg.pose_refine_steps, cfg.pose_lr)
+    idx = np.asarray(idx)
+    for start in range(0, len(idx), POSE_CHUNK):
+        chunk = torch.from_numpy(idx[start:start + POSE_CHUNK])
+        search_forward_motion(poses, depths, x, k, chunk, cfg.frame_gap, cfg.max_speed_m)
+        refine_poses(poses, depths, x, k, chunk, cfg.frame_gap, cfg.pose_refine_steps, cfg.pose_lr)
     return poses
+
+
+POSE_CHUNK = 32   # frames whose poses are searched and refined together
 
 
 def _losses(net, poses, anchor, x, idx, gap, k, cfg: BagAdaptConfig) -> dict[str, torch.Tensor]:
