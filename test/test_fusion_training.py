@@ -256,19 +256,22 @@ def test_a_directive_moves_the_output_its_way_on_a_tiny_trained_model(warm_folde
     assert visible_error(colors) < visible_error(none) - 0.01, (visible_error(colors), visible_error(none))
 
 
+def _blank_pairs(root, n: int) -> str:
+    """A paired folder (vi/, ir/) of n blank 8x8 pairs; its path."""
+    for d in ("vi", "ir"):
+        (root / d).mkdir(parents=True)
+    for i in range(n):
+        cv2.imwrite(str(root / "vi" / f"{i}.png"), np.zeros((8, 8, 3), np.uint8))
+        cv2.imwrite(str(root / "ir" / f"{i}.png"), np.zeros((8, 8), np.uint8))
+    return str(root)
+
+
 def test_distillation_reaches_only_the_chosen_folders(tmp_path):
     """distill_data: a teacher right on one domain pulls only that domain's crops."""
     from ldf_ros.data.paired import PairedFolder
     from ldf_ros.training.fusion import distill_crops, distill_error
 
-    roots = []
-    for name, n in (("a", 2), ("b", 3)):
-        for d in ("vi", "ir"):
-            (tmp_path / name / d).mkdir(parents=True)
-        for i in range(n):
-            cv2.imwrite(str(tmp_path / name / "vi" / f"{i}.png"), np.zeros((8, 8, 3), np.uint8))
-            cv2.imwrite(str(tmp_path / name / "ir" / f"{i}.png"), np.zeros((8, 8), np.uint8))
-        roots.append(str(tmp_path / name))
+    roots = [_blank_pairs(tmp_path / name, n) for name, n in (("a", 2), ("b", 3))]
     folders = [PairedFolder.from_root(r) for r in roots]
     data = ",".join(roots)
     assert distill_crops(folders, data, "").tolist() == [True] * 5
@@ -304,14 +307,7 @@ def test_data_sampling_draws_folders_by_their_size(tmp_path):
     np.testing.assert_allclose(folder_weights([1, 3], "pairs"), [0.25, 0.75])
     with pytest.raises(ValueError, match="data_sampling"):
         folder_weights([1, 2], "uniform")
-    roots = []
-    for name, n in (("one", 1), ("many", 16)):
-        for d in ("vi", "ir"):
-            (tmp_path / name / d).mkdir(parents=True)
-        for i in range(n):
-            cv2.imwrite(str(tmp_path / name / "vi" / f"{i}.png"), np.zeros((8, 8, 3), np.uint8))
-            cv2.imwrite(str(tmp_path / name / "ir" / f"{i}.png"), np.zeros((8, 8), np.uint8))
-        roots.append(PairedFolder.from_root(str(tmp_path / name)))
+    roots = [PairedFolder.from_root(_blank_pairs(tmp_path / name, n)) for name, n in (("one", 1), ("many", 16))]
 
     def share_of_one(sampling):
         data = PairCrops(roots, 8, seed=0, length=400, sampling=sampling)

@@ -115,13 +115,16 @@ class DepthPredictor:
         """(width, height) the network runs at."""
         return self.model.cfg.input_width, self.model.cfg.input_height
 
+    def _net_input(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) in [0, 1] at any size -> the network's input size, dtype and device."""
+        cfg = self.model.cfg
+        return torch.nn.functional.interpolate(x.to(self.device, self.dtype), size=(cfg.input_height, cfg.input_width),
+                                               mode="bilinear", align_corners=False, antialias=True)
+
     @torch.inference_mode()
     def _net_depth(self, x: torch.Tensor) -> np.ndarray:
         """(B, C, H, W) in [0, 1] at any size -> (B, h, w) depth at the network's input size."""
-        cfg = self.model.cfg
-        inp = torch.nn.functional.interpolate(x.to(self.device, self.dtype), size=(cfg.input_height, cfg.input_width),
-                                              mode="bilinear", align_corners=False, antialias=True)
-        return self.model(inp)["depth"].float()[:, 0].cpu().numpy()
+        return self.model(self._net_input(x))["depth"].float()[:, 0].cpu().numpy()
 
     @torch.inference_mode()
     def _net_depth_with_spread(self, x: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
@@ -130,9 +133,7 @@ class DepthPredictor:
         that knows the depth gives the same answer both ways; where it guesses, the two passes
         disagree, so the spread tells where to trust the branch (`blend_depths`). Both passes
         run as one batch."""
-        cfg = self.model.cfg
-        inp = torch.nn.functional.interpolate(x.to(self.device, self.dtype), size=(cfg.input_height, cfg.input_width),
-                                              mode="bilinear", align_corners=False, antialias=True)
+        inp = self._net_input(x)
         both = self.model(torch.cat([inp, inp.flip(-1)]))["depth"].float()[:, 0].cpu().numpy()
         a, b = both[:x.shape[0]], both[x.shape[0]:, :, ::-1]
         return np.sqrt(a * b), np.abs(np.log(a) - np.log(b))
