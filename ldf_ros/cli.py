@@ -451,12 +451,13 @@ def _train_depth_bag(args: argparse.Namespace) -> int:
 
     cfg = BagAdaptConfig(**{k: v for k, v in {"steps": args.steps, "lr": args.lr, "seed": args.seed,
                                               "threads": args.threads, "camera_height_m": args.camera_height,
-                                              "holdout": args.holdout}.items() if v is not None})
-    modalities = [args.modality] if args.modality in ("visible", "thermal") else ["visible", "thermal"]
-    inits = {m: str(resolve_path(getattr(args, f"init_{m}"))) for m in modalities}
+                                              "holdout": args.holdout, "cross_weight": args.cross_weight}.items()
+                                  if v is not None})
+    modalities = (args.modality,) if args.modality in ("visible", "thermal") else None
+    inits = {m: str(resolve_path(getattr(args, f"init_{m}"))) for m in ("visible", "thermal")}
     topics = {"visible": (args.rgb_topic, args.rgb_topic.rsplit("/", 1)[0] + "/camera_info"),
               "thermal": (args.thermal_topic, args.thermal_topic.rsplit("/", 1)[0] + "/camera_info")}
-    report = adapt_to_bag(args.bag, args.out or "out/train/depth_bag", inits, topics, cfg)
+    report = adapt_to_bag(args.bag, args.out or "out/train/depth_bag", inits, topics, cfg, train=modalities)
     print(adaptation_markdown(report))
     return 0
 
@@ -495,6 +496,9 @@ def _setup_train(p: argparse.ArgumentParser) -> None:
                         "the video alone; the last --holdout share is held out and reported before/after")
     d.add_argument("--camera-height", type=float, default=None, help="--bag: camera height above the road (m, 1.5)")
     d.add_argument("--holdout", type=float, default=None, help="--bag: share of the recording held out (0.2)")
+    d.add_argument("--cross-weight", type=float, default=None,
+                   help="--bag: weight of each branch learning the other's depth where the blend trusts the other "
+                        "more (3.0; 0: off)")
     d.add_argument("--rgb-topic", default="/rgb/image", help="--bag: RGB images (CameraInfo beside it)")
     d.add_argument("--thermal-topic", default="/thermal/image", help="--bag: thermal images (CameraInfo beside it)")
     d.add_argument("--init-visible", default="models/depth_visible_student.safetensors", help="--bag: visible start")

@@ -84,6 +84,21 @@ def test_warp_with_identity_pose_returns_the_source():
     torch.testing.assert_close(out, src, atol=1e-4, rtol=0)
 
 
+def test_reprojected_depth_moves_with_the_camera_and_keeps_the_nearest_surface():
+    from ldf_ros.ops.camera import reproject_depth
+    k = intrinsics(50.0, 50.0, 32.0, 24.0)
+    depth = np.full((48, 64), 10.0, np.float32)
+    same, = reproject_depth(depth, k, k, np.eye(3), np.zeros(3), (64, 48))
+    np.testing.assert_allclose(same, depth)
+    nearer, = reproject_depth(depth, k, k, np.eye(3), np.array([0.0, 0.0, -1.0]), (64, 48))
+    assert np.nanmax(np.abs(nearer - 9.0)) < 1e-5 and np.isnan(nearer).any()   # 1 m closer; the rim has nothing
+    depth[20:28, 28:36] = 2.0                       # a box in front, the camera steps 0.2 m right
+    moved, tag = reproject_depth(depth, k, k, np.eye(3), np.array([-0.2, 0.0, 0.0]), (64, 48), depth * 0 + 7)
+    assert moved[24, 28 - 5] == pytest.approx(2.0)     # the box shifts 50 * 0.2 / 2 = 5 px left
+    assert moved[24, 35 - 5] == pytest.approx(2.0) and moved[24, 40] == pytest.approx(10.0)
+    assert np.all(tag[np.isfinite(moved)] == 7)
+
+
 @pytest.mark.parametrize("role, gate, flip", [("teacher", False, False), ("student", False, False),
                                               ("student", True, False), ("student", False, True)])
 def test_a_training_step_lowers_the_loss(tiny_clips, role, gate, flip, tmp_path):

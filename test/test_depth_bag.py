@@ -29,15 +29,35 @@ def test_train_depth_bag_writes_loadable_checkpoints_and_a_before_after_report(t
             "--init-visible", _tiny_init(tmp_path, "visible"), "--init-thermal", _tiny_init(tmp_path, "thermal")]
     assert main(args) == 0
     report = json.loads((tmp_path / "run" / "report.json").read_text())
+    out = capsys.readouterr().out
+    assert report["cross"].startswith("each branch taught by the other")     # the bag has /tf_static
     for modality in ("visible", "thermal"):
         r = report["branches"][modality]
-        assert r["train_frames"] == 9 and r["after"]["frames"] == 3
+        assert 0.0 <= r["cross_coverage"] <= 1.0 and r["after"]["frames"] == 3
+        if r.get("kept"):                      # taught too little by the other: left as it started
+            assert r["cross_coverage"] < 0.05 and r["checkpoint"].endswith(f"tiny_{modality}.safetensors")
+            assert f"{modality} kept as it was" in out
+        else:
+            assert r["train_frames"] == 9 and r["checkpoint"].startswith(str(tmp_path / "run"))
+            assert f"| {modality} | 9 / 3 |" in out
         for when in ("before", "after"):       # synthetic bags carry ground truth: AbsRel on the held-out end
             assert r[when]["abs_rel"] > 0 and math.isfinite(r[when]["camera_height_m"])
         net = load_depth_net(r["checkpoint"], modality)     # what the node loads
         assert net.cfg.focal_px == 50.0
-    out = capsys.readouterr().out
-    assert "| visible | 9 / 3 |" in out and "->" in out
+    assert "->" in out
+
+
+def test_a_branch_the_other_barely_teaches_is_kept_unless_asked_for(tiny_bag, tmp_path):
+    from ldf_ros.training.depth_bag import BagAdaptConfig, adapt_to_bag
+    inits = {m: _tiny_init(tmp_path, m) for m in ("visible", "thermal")}
+    topics = {"visible": ("/rgb/image", "/rgb/camera_info"), "thermal": ("/thermal/image", "/thermal/camera_info")}
+    cfg = BagAdaptConfig(steps=2, holdout=0.25, min_taught=1.01)
+    report = adapt_to_bag(tiny_bag, tmp_path / "kept", inits, topics, cfg, progress=False)
+    assert all(r.get("kept") for r in report["branches"].values())
+    assert not list((tmp_path / "kept").glob("*.safetensors"))
+    report = adapt_to_bag(tiny_bag, tmp_path / "asked", inits, topics, cfg, progress=False, train=("thermal",))
+    assert list(report["branches"]) == ["thermal"] and not report["branches"]["thermal"].get("kept")
+    assert (tmp_path / "asked" / "depth_thermal_adapted.safetensors").exists()
 
 
 def test_bag_without_the_topic_or_intrinsics_is_named(tiny_bag):
@@ -73,3 +93,24 @@ def test_the_pose_search_finds_the_rigs_forward_motion(tiny_bag):
     refine_poses(poses, depths, x, k, idx, gap=1, steps=20, lr=BagAdaptConfig().pose_lr)
     forward = poses.translation[idx, 0, 2].detach().numpy()
     assert np.median(forward) == pytest.approx(expected, rel=0.2)
+
+
+def test_the_visible_cameras_depth_moved_into_the_thermal_camera_is_what_it_sees(tiny_bag):
+    """The cross-branch targets' geometry: the visible camera's true depth, moved by the bag's
+    transform as the targets are, matches the thermal camera's own ground truth (and moved
+    back, the visible one's)."""
+    import numpy as np
+
+    from ldf_ros.ops.camera import reproject_depth
+    from ldf_ros.training.depth_bag import camera_moves, read_bag_extrinsic, read_bag_video
+    vis = read_bag_video(tiny_bag, "/rgb/image", "/rgb/camera_info", "visible", depth_topic="/rgb/depth_gt")
+    th = read_bag_video(tiny_bag, "/thermal/image", "/thermal/camera_info", "thermal", depth_topic="/thermal/depth_gt")
+    moves = camera_moves(read_bag_extrinsic(tiny_bag))
+    stamp = int(th.stamps[5])
+    for src, dst, move in ((vis, th, moves["thermal"]), (th, vis, moves["visible"])):
+        want = dst.depth_gt[stamp]
+        got, = reproject_depth(src.depth_gt[stamp], src.k, dst.k, *move, want.shape[::-1])
+        both = np.isfinite(got) & np.isfinite(want) & (want < 60)
+        assert both.mean() > 0.1         # thermal into visible: a coarser camera leaves holes
+        err = np.abs(np.log(got[both] / want[both]))
+        assert np.median(err) < 0.01 and np.mean(err > 0.05) < 0.03     # the wrong way round: 0.26 off by 5%

@@ -80,3 +80,28 @@ def intrinsics_problem(k) -> str | None:
     if not np.allclose(k[2], (0.0, 0.0, 1.0)):
         return f"K's last row is {k[2].tolist()}, expected [0, 0, 1]"
     return None
+
+
+def reproject_depth(depth: np.ndarray, k_src: np.ndarray, k_dst: np.ndarray, rotation: np.ndarray,
+                    translation: np.ndarray, size: tuple[int, int], *values: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Depth seen by one camera as another camera of the rig would see it: every pixel is
+    backprojected, moved into the other camera's frame (p_dst = R p_src + t), projected at
+    (width, height) `size`, and the nearest surface kept where several land on one pixel.
+    `values` (per-pixel maps of the source) travel with their surface. NaN where nothing
+    lands; a source coarser than the target leaves holes, so pass one at least as fine."""
+    w, h = size
+    pts = transform(backproject(depth.astype(np.float64), k_src).reshape(-1, 3), rotation, translation)
+    uv, z = project(pts, k_dst)
+    with np.errstate(invalid="ignore"):
+        u, v = np.floor(uv[:, 0] + 0.5), np.floor(uv[:, 1] + 0.5)
+        ok = np.isfinite(z) & (z > 0) & (u >= 0) & (u < w) & (v >= 0) & (v < h)
+    pix = (v[ok] * w + u[ok]).astype(np.int64)
+    src = np.flatnonzero(ok)
+    order = np.lexsort((z[ok], pix))                    # by pixel, nearest first
+    first = order[np.r_[True, pix[order][1:] != pix[order][:-1]]] if len(order) else order
+    outs = []
+    for m in (z.reshape(depth.shape), *values):
+        out = np.full(h * w, np.nan, np.float32)
+        out[pix[first]] = np.asarray(m, np.float32).reshape(-1)[src[first]]
+        outs.append(out.reshape(h, w))
+    return tuple(outs)

@@ -1,11 +1,21 @@
 """Self-supervised adaptation of the depth branches to a user's own recording.
 
 `ldf-ros train depth --bag BAG` reads each camera's images and CameraInfo from an mcap or
-sqlite3 bag, and fine-tunes that branch from the video alone: minimum photometric
-reprojection of the neighbouring frames with auto-masking, edge-aware smoothness, metric scale from the camera's height above the road (a plane fitted to the
-bottom middle of the image), and a weak anchor to the starting network so that what the
-video cannot teach (textureless or static regions) is kept rather than forgotten. No ground
-truth is used.
+sqlite3 bag, and fine-tunes that branch from the recording alone: minimum photometric
+reprojection of the neighbouring frames with auto-masking, edge-aware smoothness, optionally
+metric scale from the camera's height above the road (a plane fitted to the bottom middle of
+the image; off by default, since the shipped students are metric already and the term was
+measured to hurt them), and a weak anchor to the starting network so that what the video
+cannot teach (textureless or static regions) is kept rather than forgotten. No ground truth
+is used.
+
+Where the bag has both cameras and their transform (/tf_static), each branch also learns from
+the other where the other is trusted more (the weight the node's blend would give it: the
+visible image's reliability and both branches' self-agreement under mirroring): by day the
+thermal branch is taught the visible branch's depth reprojected into the thermal camera, at
+night the other way round. The targets come from the starting networks, once. This is what
+improves a branch; the video alone was measured to make the shipped students slightly worse,
+so a branch the other teaches on too few pixels is kept as it is unless asked for.
 
 The motion between neighbouring frames is six numbers per pair, kept in a table
 (`VideoPoses`) rather than predicted by a pose network: they are found first by a search over
@@ -30,6 +40,7 @@ import torch
 from ldf_ros.models.checkpoint import save_checkpoint
 from ldf_ros.models.depth_net import DepthNet, load_depth_net, parameter_count
 from ldf_ros.models.layers import ground_plane_height
+from ldf_ros.ops.camera import quaternion_to_matrix, reproject_depth
 from ldf_ros.runtime.thermal import ThermalNormalization, normalize_thermal
 
 
@@ -51,12 +62,15 @@ class BagAdaptConfig:
     camera_height_m: float = 1.5
     photometric_weight: float = 1.0
     smoothness_weight: float = 1e-3
-    camera_height_weight: float = 0.1
+    camera_height_weight: float = 0.0   # metric scale from the camera height: for a start without one
     anchor_weight: float = 0.05       # log-depth L1 to the starting network's prediction
     max_speed_m: float = 2.0          # pose search: forward motion per frame gap, -max..max (meters)
     pose_refine_steps: int = 100      # gradient steps on the poses with the starting depth fixed
     pose_lr: float = 1e-3
     frame_gap: int = 1                # neighbours are this many frames away
+    cross_weight: float = 3.0         # log-depth L1 to the other branch where it is trusted more
+    cross_max_gap_s: float = 0.02     # the other camera's frame must be this close in time
+    min_taught: float = 0.05          # with cross targets, a branch taught less than this is kept as it is
     seed: int = 0
     threads: int = 0
 
@@ -102,6 +116,118 @@ def read_bag_video(bag: str | Path, image_topic: str, info_topic: str | None, mo
                          "needs the intrinsics")
     order = np.argsort(stamps)
     return BagVideo(np.stack(frames)[order], np.asarray(stamps, np.int64)[order], k, gt)
+
+
+def read_bag_extrinsic(bag: str | Path) -> tuple[np.ndarray, np.ndarray] | None:
+    """(R, t) of the thermal optical frame in the RGB one (p_rgb = R p_thermal + t) from the
+    bag's /tf_static, or None where it has none."""
+    from ldf_ros.ros.bag_replay import open_bag
+
+    reader = open_bag(bag)
+    try:
+        wanted = [c for c in reader.connections if c.topic == "/tf_static"]
+        for conn, _, raw in reader.messages(connections=wanted):
+            for tf in reader.deserialize(raw, conn.msgtype).transforms:
+                if tf.child_frame_id.startswith("thermal"):
+                    tr, q = tf.transform.translation, tf.transform.rotation
+                    return quaternion_to_matrix([q.x, q.y, q.z, q.w]), np.array([tr.x, tr.y, tr.z])
+    finally:
+        reader.close()
+    return None
+
+
+def camera_moves(extrinsic: tuple[np.ndarray, np.ndarray]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """(R, t) taking points of the other camera into this one (p = R p_other + t), by camera,
+    from the thermal pose in the RGB frame."""
+    r, t = extrinsic
+    return {"thermal": (r.T, -r.T @ t), "visible": (r, t)}
+
+
+@dataclass
+class CrossTargets:
+    """Per frame of one branch's video, at its network's input size: the other branch's depth
+    as this camera sees it (1 where there is none) and how much to learn from it (0 to 1)."""
+    depth: torch.Tensor    # (N, 1, h, w) meters
+    weight: torch.Tensor   # (N, 1, h, w)
+
+    @property
+    def coverage(self) -> float:
+        """Mean weight over all pixels of all frames: how much the other branch teaches."""
+        return float(self.weight.mean())
+
+
+@dataclass
+class _BranchView:
+    """A starting network's flip-averaged depth and spread on every frame of its video, at
+    twice its input size (so reprojected into the other camera it leaves no holes), with K."""
+    depth: np.ndarray      # (N, 2h, 2w)
+    spread: np.ndarray     # (N, 2h, 2w)
+    k: np.ndarray
+
+
+def _branch_view(init: str | Path, video: BagVideo) -> _BranchView:
+    from ldf_ros.runtime.depth import DepthPredictor
+
+    predictor = DepthPredictor(load_depth_net(init))
+    w, h = predictor.input_size
+    runs = [predictor(f, video.k, spread=True, grid=(2 * w, 2 * h)) for f in video.frames]
+    k = video.k.astype(np.float64).copy()
+    k[0] *= 2 * w / video.frames.shape[2]
+    k[1] *= 2 * h / video.frames.shape[1]
+    return _BranchView(np.stack([d for d, _ in runs]), np.stack([s for _, s in runs]), k)
+
+
+def _pool2(depth: np.ndarray, weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """2x2 blocks: the weight averaged; the depth averaged in inverse depth over the pixels
+    that have one (1 where none has)."""
+    h, w = depth.shape[0] // 2, depth.shape[1] // 2
+    ok = np.isfinite(depth)
+    inv = np.where(ok, 1.0 / np.where(ok, depth, 1.0), 0.0).reshape(h, 2, w, 2).sum((1, 3))
+    count = ok.reshape(h, 2, w, 2).sum((1, 3))
+    pooled = np.where(count > 0, count / np.maximum(inv, 1e-6), 1.0).astype(np.float32)
+    return pooled, weight.reshape(h, 2, w, 2).mean((1, 3)).astype(np.float32)
+
+
+def cross_targets(videos: dict[str, BagVideo], inits: dict[str, str], extrinsic: tuple[np.ndarray, np.ndarray],
+                  max_gap_s: float) -> dict[str, CrossTargets]:
+    """For each branch, the other's depth where the node's blend would trust the other more.
+
+    In each camera's frames the visible weight of the blend is computed as the node does
+    (`visible_reliability` averaged with `spread_weight`); the thermal branch learns with weight
+    2w - 1 where that is positive, the visible branch with 1 - 2w."""
+    from ldf_ros.runtime.depth import spread_weight, visible_reliability
+
+    views = {m: _branch_view(inits[m], videos[m]) for m in ("visible", "thermal")}
+    moves = camera_moves(extrinsic)
+    out = {}
+    for student, teacher in (("thermal", "visible"), ("visible", "thermal")):
+        sv, tv = views[student], views[teacher]
+        h, w = sv.depth.shape[1:]
+        net_size = (w // 2, h // 2)
+        rot, trans = moves[student]
+        depth, weight = [], []
+        for i, stamp in enumerate(videos[student].stamps):
+            j = int(np.argmin(np.abs(videos[teacher].stamps - stamp)))
+            if abs(int(videos[teacher].stamps[j]) - int(stamp)) > max_gap_s * 1e9:
+                depth.append(np.ones(net_size[::-1], np.float32))
+                weight.append(np.zeros(net_size[::-1], np.float32))
+                continue
+            if teacher == "visible":
+                rel = cv2.resize(visible_reliability(videos["visible"].frames[j]), (w, h), interpolation=cv2.INTER_AREA)
+                d, s, rel = reproject_depth(tv.depth[j], tv.k, sv.k, rot, trans, (w, h), tv.spread[j], rel)
+                w_vis = 0.5 * (np.nan_to_num(rel) + spread_weight(s, sv.spread[i]))
+                learn = np.clip(2.0 * w_vis - 1.0, 0.0, 1.0)
+            else:
+                rel = cv2.resize(visible_reliability(videos["visible"].frames[i]), (w, h), interpolation=cv2.INTER_AREA)
+                d, s = reproject_depth(tv.depth[j], tv.k, sv.k, rot, trans, (w, h), tv.spread[j])
+                w_vis = 0.5 * (rel + spread_weight(sv.spread[i], s))
+                learn = np.clip(1.0 - 2.0 * w_vis, 0.0, 1.0)
+            d, learn = _pool2(d, np.where(np.isfinite(d), learn, 0.0))
+            depth.append(d)
+            weight.append(learn)
+        out[student] = CrossTargets(torch.from_numpy(np.stack(depth)[:, None]),
+                                    torch.from_numpy(np.stack(weight)[:, None]))
+    return out
 
 
 def _inputs(video: BagVideo, net: DepthNet) -> tuple[torch.Tensor, torch.Tensor]:
@@ -215,7 +341,8 @@ def fit_poses(net: DepthNet, x: torch.Tensor, k: torch.Tensor, idx: np.ndarray, 
 POSE_CHUNK = 32   # frames whose poses are searched and refined together
 
 
-def _losses(net, poses, anchor, x, idx, gap, k, cfg: BagAdaptConfig) -> dict[str, torch.Tensor]:
+def _losses(net, poses, anchor, x, idx, gap, k, cfg: BagAdaptConfig,
+            cross: CrossTargets | None = None) -> dict[str, torch.Tensor]:
     from ldf_ros.training.depth import identity_error, photometric_loss, reprojection_error, smoothness_loss
 
     frames = _neighbours(x, idx, gap)
@@ -232,6 +359,9 @@ def _losses(net, poses, anchor, x, idx, gap, k, cfg: BagAdaptConfig) -> dict[str
         with torch.no_grad():
             ref = _metric(anchor, target, k)[0][0]
         losses["anchor"] = cfg.anchor_weight * (torch.log(depths[0]) - torch.log(ref)).abs().mean()
+    if cross is not None and cfg.cross_weight > 0:
+        gap_log = (torch.log(depths[0]) - torch.log(cross.depth[idx])).abs()
+        losses["cross"] = cfg.cross_weight * (cross.weight[idx] * gap_log).mean()
     losses["total"] = sum(losses.values())
     return losses
 
@@ -267,8 +397,9 @@ def held_out_report(net: DepthNet, video: BagVideo, held: np.ndarray, cfg: BagAd
 
 
 def adapt_branch(init: str | Path, video: BagVideo, cfg: BagAdaptConfig, out: Path, name: str,
-                 progress: bool = True) -> dict:
-    """Fine-tune one branch on a video; writes out/<name>.safetensors, returns before/after."""
+                 progress: bool = True, cross: CrossTargets | None = None) -> dict:
+    """Fine-tune one branch on a video (and on the other branch's depth where `cross` says);
+    writes out/<name>.safetensors, returns before/after."""
     from tqdm import tqdm
 
     torch.manual_seed(cfg.seed)
@@ -294,7 +425,7 @@ def adapt_branch(init: str | Path, video: BagVideo, cfg: BagAdaptConfig, out: Pa
     log = []
     for step in tqdm(range(cfg.steps), desc=f"adapt {name}", disable=not progress, leave=False):
         idx = torch.from_numpy(rng.choice(train_idx, cfg.batch_size, replace=len(train_idx) < cfg.batch_size))
-        losses = _losses(net, poses, anchor, x, idx, gap, k, cfg)
+        losses = _losses(net, poses, anchor, x, idx, gap, k, cfg, cross)
         opt.zero_grad(set_to_none=True)
         losses["total"].backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
@@ -306,26 +437,64 @@ def adapt_branch(init: str | Path, video: BagVideo, cfg: BagAdaptConfig, out: Pa
                            parameters=parameter_count(net), train_seconds=round(time.time() - t0, 1))
     return {"checkpoint": str(path), "train_frames": int(len(train_idx) + 2 * gap), "before": before, "after": after,
             "forward_motion_m": round(speed, 3), "seconds": round(time.time() - t0, 1),
+            "cross_coverage": None if cross is None else round(cross.coverage, 4),
             "final_losses": log[-1] if log else {}}
 
 
 def adapt_to_bag(bag: str | Path, out: str | Path, inits: dict[str, str], topics: dict[str, tuple[str, str]],
-                 cfg: BagAdaptConfig = BagAdaptConfig(), progress: bool = True) -> dict:
-    """Both branches (or those in `inits`) on one bag; writes checkpoints and report.md/json."""
+                 cfg: BagAdaptConfig = BagAdaptConfig(), progress: bool = True,
+                 train: tuple[str, ...] | None = None) -> dict:
+    """The branches in `train` on one bag, each starting from its network in `inits` (both
+    there: they teach each other); writes checkpoints and report.md/json. train None: every
+    branch of `inits`, except one the other teaches on under `min_taught` of its pixels (kept)."""
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    results = {}
-    for modality, init in inits.items():
+    videos = {}
+    for modality in inits:
         image_topic, info_topic = topics[modality]
         gt_topic = image_topic.rsplit("/", 1)[0] + "/depth_gt"
-        video = read_bag_video(bag, image_topic, info_topic, modality, depth_topic=gt_topic)
-        results[modality] = adapt_branch(init, video, cfg, out, f"depth_{modality}_adapted", progress)
-    report = {"bag": str(bag), "config": cfg.__dict__, "branches": results}
+        videos[modality] = read_bag_video(bag, image_topic, info_topic, modality, depth_topic=gt_topic)
+    cross, cross_note = _cross_for_bag(bag, videos, inits, cfg)
+    results = {}
+    for m in train or tuple(inits):
+        taught = cross[m].coverage if m in cross else None
+        if train is None and taught is not None and taught < cfg.min_taught:
+            results[m] = keep_branch(inits[m], videos[m], cfg, taught)
+        else:
+            results[m] = adapt_branch(inits[m], videos[m], cfg, out, f"depth_{m}_adapted", progress, cross.get(m))
+    report = {"bag": str(bag), "config": cfg.__dict__, "branches": results, "cross": cross_note}
     (out / "report.json").write_text(json.dumps(report, indent=2))
     (out / "report.md").write_text(adaptation_markdown(report))
     return report
+
+
+def keep_branch(init: str | Path, video: BagVideo, cfg: BagAdaptConfig, taught: float) -> dict:
+    """A branch left as it starts: the other teaches it too little here, and the video alone
+    was measured to make the shipped students worse (docs/BENCHMARKS.md)."""
+    net = load_depth_net(init)
+    n = len(video.frames)
+    held = np.arange(int(round(n * (1.0 - cfg.holdout))), n)
+    report = held_out_report(net, video, held, cfg)
+    return {"checkpoint": str(init), "train_frames": 0, "before": report, "after": report,
+            "cross_coverage": round(taught, 4),
+            "kept": f"taught by the other branch on {taught:.1%} of its pixels (under {cfg.min_taught:.0%})"}
+
+
+def _cross_for_bag(bag, videos: dict[str, BagVideo], inits: dict[str, str],
+                   cfg: BagAdaptConfig) -> tuple[dict[str, CrossTargets], str]:
+    """The branches' targets from each other, or none, with a line saying which and why."""
+    if cfg.cross_weight <= 0:
+        return {}, "off (cross_weight 0)"
+    if set(inits) != {"visible", "thermal"}:
+        return {}, "off (needs both branches)"
+    extrinsic = read_bag_extrinsic(bag)
+    if extrinsic is None:
+        return {}, "off (no thermal transform on /tf_static)"
+    cross = cross_targets(videos, inits, extrinsic, cfg.cross_max_gap_s)
+    return cross, ("each branch taught by the other where the blend trusts the other more: "
+                   + ", ".join(f"{m} on {c.coverage:.0%} of its pixels" for m, c in cross.items()))
 
 
 def adaptation_markdown(report: dict) -> str:
@@ -335,8 +504,11 @@ def adaptation_markdown(report: dict) -> str:
              f"{report['config']['camera_height_m']} m. Held-out frames, before -> after:", "",
              "| branch | frames (train / held out) | photometric | camera height (m) | AbsRel (ground truth, if in the bag) |",
              "|---|---|---|---|---|"]
+    kept = []
     for modality, r in report["branches"].items():
         b, a = r["before"], r["after"]
+        if r.get("kept"):
+            kept.append(f"{modality} kept as it was: {r['kept']}")
 
         def cell(key, fmt):
             if key not in b or key not in a:
@@ -344,6 +516,8 @@ def adaptation_markdown(report: dict) -> str:
             return f"{b[key]:{fmt}} -> {a[key]:{fmt}}"
         lines.append(f"| {modality} | {r['train_frames']} / {a['frames']} | {cell('photometric', '.4f')} | "
                      f"{cell('camera_height_m', '.2f')} | {cell('abs_rel', '.4f')} |")
+    lines += ["", f"Cross-branch targets: {report.get('cross', 'off')}."]
+    lines += [f"The {k} (`--modality` trains it anyway)." for k in kept]
     lines += ["", "Checkpoints: " + ", ".join(r["checkpoint"] for r in report["branches"].values())
               + " (set model.depth_visible_weights / model.depth_thermal_weights to use them)", ""]
     return "\n".join(lines)
