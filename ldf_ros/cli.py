@@ -447,10 +447,12 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def _train_depth_bag(args: argparse.Namespace) -> int:
     """train depth --bag: both branches adapted to a recording, before/after on its held-out end."""
-    from ldf_ros.training.depth_bag import BagAdaptConfig, adapt_to_bag, adaptation_markdown
+    from ldf_ros.training.depth_bag import CAMERA_HEIGHT_WEIGHT, BagAdaptConfig, adapt_to_bag, adaptation_markdown
 
-    cfg = BagAdaptConfig(**{k: v for k, v in {"steps": args.steps, "lr": args.lr, "seed": args.seed,
-                                              "threads": args.threads, "camera_height_m": args.camera_height,
+    height = {} if args.camera_height is None else {"camera_height_m": args.camera_height,
+                                                     "camera_height_weight": CAMERA_HEIGHT_WEIGHT}
+    cfg = BagAdaptConfig(**height, **{k: v for k, v in {"steps": args.steps, "lr": args.lr, "seed": args.seed,
+                                              "threads": args.threads,
                                               "holdout": args.holdout, "cross_weight": args.cross_weight}.items()
                                   if v is not None})
     modalities = (args.modality,) if args.modality in ("visible", "thermal") else None
@@ -494,7 +496,9 @@ def _setup_train(p: argparse.ArgumentParser) -> None:
     d.add_argument("--bag", type=Path, default=None,
                    help="self-supervised adaptation to a recording (mcap or sqlite3): fine-tunes the branches from "
                         "the video alone; the last --holdout share is held out and reported before/after")
-    d.add_argument("--camera-height", type=float, default=None, help="--bag: camera height above the road (m, 1.5)")
+    d.add_argument("--camera-height", type=float, default=None,
+                   help="--bag: camera height above the road (m): also pull the depth's scale to it (for a start "
+                        "without metric scale; the shipped students have one)")
     d.add_argument("--holdout", type=float, default=None, help="--bag: share of the recording held out (0.2)")
     d.add_argument("--cross-weight", type=float, default=None,
                    help="--bag: weight of each branch learning the other's depth where the blend trusts the other "

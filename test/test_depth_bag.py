@@ -26,17 +26,19 @@ def _tiny_init(folder, modality):
 def test_train_depth_bag_writes_loadable_checkpoints_and_a_before_after_report(tiny_bag, tmp_path, capsys):
     from ldf_ros.cli import main
     args = ["train", "depth", "--bag", str(tiny_bag), "--steps", "4", "--holdout", "0.25", "--out", str(tmp_path / "run"),
-            "--init-visible", _tiny_init(tmp_path, "visible"), "--init-thermal", _tiny_init(tmp_path, "thermal")]
+            "--init-visible", _tiny_init(tmp_path, "visible"), "--init-thermal", _tiny_init(tmp_path, "thermal"),
+            "--camera-height", "1.4"]
     assert main(args) == 0
     report = json.loads((tmp_path / "run" / "report.json").read_text())
     out = capsys.readouterr().out
     assert report["cross"].startswith("each branch taught by the other")     # the bag has /tf_static
+    assert report["config"]["camera_height_weight"] > 0 and "camera height of 1.4 m" in out
     for modality in ("visible", "thermal"):
         r = report["branches"][modality]
         assert 0.0 <= r["cross_coverage"] <= 1.0 and r["after"]["frames"] == 3
         if r.get("kept"):                      # taught too little by the other: left as it started
             assert r["cross_coverage"] < 0.05 and r["checkpoint"].endswith(f"tiny_{modality}.safetensors")
-            assert f"{modality} kept as it was" in out
+            assert f"{modality} branch is kept as it was" in out
         else:
             assert r["train_frames"] == 9 and r["checkpoint"].startswith(str(tmp_path / "run"))
             assert f"| {modality} | 9 / 3 |" in out

@@ -53,6 +53,9 @@ class BagVideo:
     depth_gt: dict                # stamp -> (H, W) float32 meters, where the bag has them
 
 
+CAMERA_HEIGHT_WEIGHT = 0.1   # the scale term's weight when a camera height is given
+
+
 @dataclass(frozen=True)
 class BagAdaptConfig:
     steps: int = 300
@@ -500,15 +503,16 @@ def _cross_for_bag(bag, videos: dict[str, BagVideo], inits: dict[str, str],
 def adaptation_markdown(report: dict) -> str:
     lines = [f"# Depth adaptation to {report['bag']}", "",
              f"{report['config']['steps']} steps per branch, the last {report['config']['holdout']:.0%} of the frames "
-             "held out (never trained on); camera height "
-             f"{report['config']['camera_height_m']} m. Held-out frames, before -> after:", "",
+             "held out (never trained on)" + (f"; scale pulled to a camera height of {report['config']['camera_height_m']} m"
+                                              if report['config']['camera_height_weight'] > 0 else "")
+             + ". Held-out frames, before -> after:", "",
              "| branch | frames (train / held out) | photometric | camera height (m) | AbsRel (ground truth, if in the bag) |",
              "|---|---|---|---|---|"]
     kept = []
     for modality, r in report["branches"].items():
         b, a = r["before"], r["after"]
         if r.get("kept"):
-            kept.append(f"{modality} kept as it was: {r['kept']}")
+            kept.append(f"{modality} branch is kept as it was: {r['kept']}")
 
         def cell(key, fmt):
             if key not in b or key not in a:
@@ -517,7 +521,7 @@ def adaptation_markdown(report: dict) -> str:
         lines.append(f"| {modality} | {r['train_frames']} / {a['frames']} | {cell('photometric', '.4f')} | "
                      f"{cell('camera_height_m', '.2f')} | {cell('abs_rel', '.4f')} |")
     lines += ["", f"Cross-branch targets: {report.get('cross', 'off')}."]
-    lines += [f"The {k} (`--modality` trains it anyway)." for k in kept]
+    lines += [f"The {k}; `--modality` trains it anyway." for k in kept]
     lines += ["", "Checkpoints: " + ", ".join(r["checkpoint"] for r in report["branches"].values())
               + " (set model.depth_visible_weights / model.depth_thermal_weights to use them)", ""]
     return "\n".join(lines)
