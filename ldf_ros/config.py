@@ -427,7 +427,7 @@ def load_section_yaml(path: str | Path | None, name: str, cls: type, overrides: 
 class DiffusionTrainConfig:
     """`ldf-ros train diffusion`: the 4-channel DDPM denoiser, self-supervised on pairs."""
 
-    data: str = _spec("../shared/datasets/roadscene/train", doc="paired folder (vi/ + ir/)")
+    data: str = _spec("../shared/datasets/roadscene/train", doc="paired folder(s) (vi/ + ir/), comma-separated, drawn in turn")
     steps: int = _spec(3000, doc="optimizer steps", lo=1)
     batch_size: int = _spec(8, doc="crops per step and process", lo=1, hi=256)
     crop: int = _spec(96, doc="square crop size (multiple of 4)", lo=16, hi=1024)

@@ -114,7 +114,7 @@ def test_fusion_checkpoint_round_trip_and_text_encoder_mismatch(tmp_path):
 def test_torchrun_two_processes_train_the_denoiser(pair_folder, tmp_path):
     env = dict(os.environ, OMP_NUM_THREADS="1")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
-           "-m", "ldf_ros.cli", "train", "diffusion", "--data", str(pair_folder), "--steps", "3",
+           "-m", "ldf_ros.cli", "train", "diffusion", "--data", f"{pair_folder},{pair_folder}", "--steps", "3",
            "--out", str(tmp_path / "run"), "--threads", "1"]
     cfg = tmp_path / "d.yaml"
     cfg.write_text("batch_size: 2\ncrop: 32\nbase: 8\ncheckpoint_every: 3\n")

@@ -216,7 +216,8 @@ def cross_targets(videos: dict[str, BagVideo], inits: dict[str, str], extrinsic:
                 weight.append(np.zeros(net_size[::-1], np.float32))
                 continue
             if teacher == "visible":
-                rel = cv2.resize(visible_reliability(videos["visible"].frames[j]), (w, h), interpolation=cv2.INTER_AREA)
+                rel = cv2.resize(visible_reliability(videos["visible"].frames[j]), tv.depth.shape[:0:-1],
+                                 interpolation=cv2.INTER_AREA)      # on the teacher's grid: it travels with its depth
                 d, s, rel = reproject_depth(tv.depth[j], tv.k, sv.k, rot, trans, (w, h), tv.spread[j], rel)
                 w_vis = 0.5 * (np.nan_to_num(rel) + spread_weight(s, sv.spread[i]))
                 learn = np.clip(2.0 * w_vis - 1.0, 0.0, 1.0)

@@ -168,7 +168,7 @@ def train_diffusion(cfg: DiffusionTrainConfig, resume: bool = True, progress: bo
     state_path = out / "train_state.pt"
     step = _resume(state_path, net, opt) if resume else 0
     model = _wrap(net, world, device)
-    data = PairCrops(PairedFolder.from_root(cfg.data), cfg.crop, cfg.seed + rank, length=max(512, cfg.batch_size * world * 4))
+    data = PairCrops(paired_folders(cfg.data), cfg.crop, cfg.seed + rank, length=max(512, cfg.batch_size * world * 4))
     log = RunLog(out, ["step", "seconds", "loss"], rank, step)
     bar = tqdm(total=cfg.steps, initial=step, desc="diffusion", disable=not progress or rank != 0)
     t0 = time.time()
