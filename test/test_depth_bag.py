@@ -60,6 +60,10 @@ def test_a_branch_the_other_barely_teaches_is_kept_unless_asked_for(tiny_bag, tm
     report = adapt_to_bag(tiny_bag, tmp_path / "asked", inits, topics, cfg, progress=False, train=("thermal",))
     assert list(report["branches"]) == ["thermal"] and not report["branches"]["thermal"].get("kept")
     assert (tmp_path / "asked" / "depth_thermal_adapted.safetensors").exists()
+    one_camera = dict(topics, thermal=("/nope/image", "/nope/camera_info"))      # a bag with the RGB camera only
+    report = adapt_to_bag(tiny_bag, tmp_path / "one", inits, one_camera, cfg, progress=False, train=("visible",))
+    assert report["cross"].startswith("off (") and "no topic /nope/image" in report["cross"]
+    assert (tmp_path / "one" / "depth_visible_adapted.safetensors").exists()
 
 
 def test_bag_without_the_topic_or_intrinsics_is_named(tiny_bag):
@@ -107,7 +111,8 @@ def test_the_visible_cameras_depth_moved_into_the_thermal_camera_is_what_it_sees
     from ldf_ros.training.depth_bag import camera_moves, read_bag_extrinsic, read_bag_video
     vis = read_bag_video(tiny_bag, "/rgb/image", "/rgb/camera_info", "visible", depth_topic="/rgb/depth_gt")
     th = read_bag_video(tiny_bag, "/thermal/image", "/thermal/camera_info", "thermal", depth_topic="/thermal/depth_gt")
-    moves = camera_moves(read_bag_extrinsic(tiny_bag))
+    moves = camera_moves(read_bag_extrinsic(tiny_bag, vis.frame_id, th.frame_id))
+    assert read_bag_extrinsic(tiny_bag, "base_link", th.frame_id) is None     # only the images' own frames
     stamp = int(th.stamps[5])
     for src, dst, move in ((vis, th, moves["thermal"]), (th, vis, moves["visible"])):
         want = dst.depth_gt[stamp]
@@ -116,3 +121,37 @@ def test_the_visible_cameras_depth_moved_into_the_thermal_camera_is_what_it_sees
         assert both.mean() > 0.1         # thermal into visible: a coarser camera leaves holes
         err = np.abs(np.log(got[both] / want[both]))
         assert np.median(err) < 0.01 and np.mean(err > 0.05) < 0.03     # the wrong way round: 0.26 off by 5%
+
+
+def test_cross_targets_are_the_other_cameras_depth_and_teach_the_thermal_branch_by_day(tiny_bag, monkeypatch):
+    """With both starting networks replaced by the true depth (equal spreads), a branch's
+    targets are its own true depth wherever they teach, and by day the thermal branch is
+    taught more than the visible one (the blend trusts the lit visible image)."""
+    import numpy as np
+
+    from ldf_ros.ops.image import resize_inverse
+    from ldf_ros.training import depth_bag as db
+    videos = {"visible": db.read_bag_video(tiny_bag, "/rgb/image", "/rgb/camera_info", "visible", "/rgb/depth_gt"),
+              "thermal": db.read_bag_video(tiny_bag, "/thermal/image", "/thermal/camera_info", "thermal",
+                                           "/thermal/depth_gt")}
+
+    def true_depth(video, size):
+        return np.stack([resize_inverse(np.nan_to_num(video.depth_gt[int(t)], nan=80.0), size) for t in video.stamps])
+
+    def true_view(init, video):
+        k = video.k.astype(np.float64).copy()
+        k[0] *= 320 / video.frames.shape[2]
+        k[1] *= 256 / video.frames.shape[1]
+        depth = true_depth(video, (320, 256))
+        return db._BranchView(depth, np.full_like(depth, 0.05), k)
+    monkeypatch.setattr(db, "_branch_view", true_view)
+    extrinsic = db.read_bag_extrinsic(tiny_bag, videos["visible"].frame_id, videos["thermal"].frame_id)
+    cross = db.cross_targets(videos, {"visible": "", "thermal": ""}, extrinsic, max_gap_s=0.02)
+    assert cross["thermal"].coverage > 0.05 and cross["thermal"].coverage > 2 * cross["visible"].coverage
+    for student, c in cross.items():
+        taught = c.weight[:, 0].numpy() > 0.05
+        want = true_depth(videos[student], (160, 128))
+        if student == "thermal":
+            assert taught.mean() > 0.05
+        err = np.abs(np.log(c.depth[:, 0].numpy()[taught] / want[taught]))
+        assert not taught.any() or np.mean(err > 0.1) < 0.05, (student, np.mean(err > 0.1))

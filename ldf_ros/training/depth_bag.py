@@ -51,6 +51,7 @@ class BagVideo:
     stamps: np.ndarray            # (N,) int64 ns
     k: np.ndarray                 # 3x3 intrinsics of the frames
     depth_gt: dict                # stamp -> (H, W) float32 meters, where the bag has them
+    frame_id: str = ""            # the images' optical frame (header.frame_id)
 
 
 CAMERA_HEIGHT_WEIGHT = 0.1   # the scale term's weight when a camera height is given
@@ -93,7 +94,7 @@ def read_bag_video(bag: str | Path, image_topic: str, info_topic: str | None, mo
     if image_topic not in topics:
         reader.close()
         raise ValueError(f"{bag}: no topic {image_topic} (topics: {', '.join(sorted(topics))})")
-    frames, stamps, k, gt = [], [], None, {}
+    frames, stamps, k, gt, frame_id = [], [], None, {}, ""
     try:
         wanted = [c for c in reader.connections if c.topic in {image_topic, info_topic, depth_topic}]
         for conn, _, raw in reader.messages(connections=wanted):
@@ -105,9 +106,11 @@ def read_bag_video(bag: str | Path, image_topic: str, info_topic: str | None, mo
             if conn.topic == depth_topic:
                 gt[_stamp(msg)] = arr.astype(np.float32)
             elif modality == "visible":
+                frame_id = msg.header.frame_id
                 frames.append(to_rgb(arr, msg.encoding))
                 stamps.append(_stamp(msg))
             else:
+                frame_id = msg.header.frame_id
                 frames.append(normalize_thermal(arr, thermal_norm))
                 stamps.append(_stamp(msg))
     finally:
@@ -118,12 +121,13 @@ def read_bag_video(bag: str | Path, image_topic: str, info_topic: str | None, mo
         raise ValueError(f"{bag}: no usable CameraInfo on {info_topic} for {image_topic}; photometric training "
                          "needs the intrinsics")
     order = np.argsort(stamps)
-    return BagVideo(np.stack(frames)[order], np.asarray(stamps, np.int64)[order], k, gt)
+    return BagVideo(np.stack(frames)[order], np.asarray(stamps, np.int64)[order], k, gt, frame_id)
 
 
-def read_bag_extrinsic(bag: str | Path) -> tuple[np.ndarray, np.ndarray] | None:
-    """(R, t) of the thermal optical frame in the RGB one (p_rgb = R p_thermal + t) from the
-    bag's /tf_static, or None where it has none."""
+def read_bag_extrinsic(bag: str | Path, rgb_frame: str, thermal_frame: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """(R, t) of the thermal optical frame in the RGB one (p_rgb = R p_thermal + t): the
+    /tf_static transform from the RGB images' frame to the thermal images' frame, or None
+    where the bag has no such transform (a transform between other frames is not used)."""
     from ldf_ros.ros.bag_replay import open_bag
 
     reader = open_bag(bag)
@@ -131,7 +135,7 @@ def read_bag_extrinsic(bag: str | Path) -> tuple[np.ndarray, np.ndarray] | None:
         wanted = [c for c in reader.connections if c.topic == "/tf_static"]
         for conn, _, raw in reader.messages(connections=wanted):
             for tf in reader.deserialize(raw, conn.msgtype).transforms:
-                if tf.child_frame_id.startswith("thermal"):
+                if tf.header.frame_id == rgb_frame and tf.child_frame_id == thermal_frame:
                     tr, q = tf.transform.translation, tf.transform.rotation
                     return quaternion_to_matrix([q.x, q.y, q.z, q.w]), np.array([tr.x, tr.y, tr.z])
     finally:
@@ -455,12 +459,19 @@ def adapt_to_bag(bag: str | Path, out: str | Path, inits: dict[str, str], topics
         torch.set_num_threads(cfg.threads)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    videos = {}
+    videos, missing = {}, {}
     for modality in inits:
         image_topic, info_topic = topics[modality]
         gt_topic = image_topic.rsplit("/", 1)[0] + "/depth_gt"
-        videos[modality] = read_bag_video(bag, image_topic, info_topic, modality, depth_topic=gt_topic)
+        try:
+            videos[modality] = read_bag_video(bag, image_topic, info_topic, modality, depth_topic=gt_topic)
+        except ValueError as e:
+            if modality in (train or tuple(inits)):
+                raise
+            missing[modality] = str(e)         # only a teacher: train without it
     cross, cross_note = _cross_for_bag(bag, videos, inits, cfg)
+    if missing:
+        cross_note = "off (" + "; ".join(missing.values()) + ")"
     results = {}
     for m in train or tuple(inits):
         taught = cross[m].coverage if m in cross else None
@@ -491,11 +502,12 @@ def _cross_for_bag(bag, videos: dict[str, BagVideo], inits: dict[str, str],
     """The branches' targets from each other, or none, with a line saying which and why."""
     if cfg.cross_weight <= 0:
         return {}, "off (cross_weight 0)"
-    if set(inits) != {"visible", "thermal"}:
+    if set(videos) != {"visible", "thermal"}:
         return {}, "off (needs both branches)"
-    extrinsic = read_bag_extrinsic(bag)
+    rgb_frame, thermal_frame = videos["visible"].frame_id, videos["thermal"].frame_id
+    extrinsic = read_bag_extrinsic(bag, rgb_frame, thermal_frame)
     if extrinsic is None:
-        return {}, "off (no thermal transform on /tf_static)"
+        return {}, f"off (no transform from {rgb_frame!r} to {thermal_frame!r} on /tf_static)"
     cross = cross_targets(videos, inits, extrinsic, cfg.cross_max_gap_s)
     return cross, ("each branch taught by the other where the blend trusts the other more: "
                    + ", ".join(f"{m} on {c.coverage:.0%} of its pixels" for m, c in cross.items()))
