@@ -517,7 +517,7 @@ def adaptation_markdown(report: dict) -> str:
     lines = [f"# Depth adaptation to {report['bag']}", "",
              f"{report['config']['steps']} steps per branch, the last {report['config']['holdout']:.0%} of the frames "
              "held out (never trained on)" + (f"; scale pulled to a camera height of {report['config']['camera_height_m']} m"
-                                              if report['config']['camera_height_weight'] > 0 else "")
+                                              if report['config'].get('camera_height_weight', 0) > 0 else "")
              + ". Held-out frames, before -> after:", "",
              "| branch | frames (train / held out) | photometric | camera height (m) | AbsRel (ground truth, if in the bag) |",
              "|---|---|---|---|---|"]
