@@ -22,7 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ldf_ros.ros.bag_replay import BagPlayer, Lockstep, open_bag
+from ldf_ros.data.bags import open_bag
+from ldf_ros.ros.bag_replay import BagPlayer, Lockstep
 
 OUTPUT_TOPICS = {  # relative to the node -> message type
     "fused/image": "sensor_msgs/msg/Image",

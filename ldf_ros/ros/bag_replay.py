@@ -21,6 +21,8 @@ from typing import Callable
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 
+from ldf_ros.data.bags import open_bag
+
 LATCHED = {"/tf_static"}
 
 
@@ -63,20 +65,6 @@ def message_class(msgtype: str):
         return getattr(importlib.import_module(f"{pkg}.msg"), name)
     except (ImportError, AttributeError):
         return None
-
-
-def open_bag(path: str | Path):
-    from rosbags.highlevel import AnyReader
-
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no such bag")
-    try:
-        reader = AnyReader([path])
-        reader.open()
-    except Exception as exc:  # noqa: BLE001 - rosbags raises several types for unreadable bags
-        raise ValueError(f"{path}: cannot read bag ({exc})") from exc
-    return reader
 
 
 class BagPlayer:

@@ -86,7 +86,7 @@ def _stamp(msg) -> int:
 def read_bag_video(bag: str | Path, image_topic: str, info_topic: str | None, modality: str,
                    depth_topic: str | None = None, thermal_norm: ThermalNormalization = ThermalNormalization()) -> BagVideo:
     """Frames of one image topic with the newest CameraInfo's K (ValueError naming what is missing)."""
-    from ldf_ros.ros.bag_replay import open_bag
+    from ldf_ros.data.bags import open_bag
     from ldf_ros.ros.image_encoding import decode_image, to_rgb
 
     reader = open_bag(bag)
@@ -128,7 +128,7 @@ def read_bag_extrinsic(bag: str | Path, rgb_frame: str, thermal_frame: str) -> t
     """(R, t) of the thermal optical frame in the RGB one (p_rgb = R p_thermal + t): the
     /tf_static transform from the RGB images' frame to the thermal images' frame, or None
     where the bag has no such transform (a transform between other frames is not used)."""
-    from ldf_ros.ros.bag_replay import open_bag
+    from ldf_ros.data.bags import open_bag
 
     reader = open_bag(bag)
     try:
