@@ -148,6 +148,9 @@ def test_cross_targets_are_the_other_cameras_depth_and_teach_the_thermal_branch_
     extrinsic = db.read_bag_extrinsic(tiny_bag, videos["visible"].frame_id, videos["thermal"].frame_id)
     cross = db.cross_targets(videos, {"visible": "", "thermal": ""}, extrinsic, max_gap_s=0.02)
     assert cross["thermal"].coverage > 0.05 and cross["thermal"].coverage > 2 * cross["visible"].coverage
+    assert cross["thermal"].paired == len(videos["thermal"].stamps)          # the synthetic cameras share stamps
+    late = db.cross_targets(videos, {"visible": "", "thermal": ""}, extrinsic, max_gap_s=-1.0)
+    assert late["thermal"].paired == 0 and late["thermal"].coverage == 0.0
     for student, c in cross.items():
         taught = c.weight[:, 0].numpy() > 0.05
         want = true_depth(videos[student], (160, 128))

@@ -156,6 +156,7 @@ class CrossTargets:
     as this camera sees it (1 where there is none) and how much to learn from it (0 to 1)."""
     depth: torch.Tensor    # (N, 1, h, w) meters
     weight: torch.Tensor   # (N, 1, h, w)
+    paired: int = 0        # frames with one of the other camera close enough in time
 
     @property
     def coverage(self) -> float:
@@ -212,13 +213,14 @@ def cross_targets(videos: dict[str, BagVideo], inits: dict[str, str], extrinsic:
         h, w = sv.depth.shape[1:]
         net_size = (w // 2, h // 2)
         rot, trans = moves[student]
-        depth, weight = [], []
+        depth, weight, paired = [], [], 0
         for i, stamp in enumerate(videos[student].stamps):
             j = int(np.argmin(np.abs(videos[teacher].stamps - stamp)))
             if abs(int(videos[teacher].stamps[j]) - int(stamp)) > max_gap_s * 1e9:
                 depth.append(np.ones(net_size[::-1], np.float32))
                 weight.append(np.zeros(net_size[::-1], np.float32))
                 continue
+            paired += 1
             if teacher == "visible":
                 rel = cv2.resize(visible_reliability(videos["visible"].frames[j]), tv.depth.shape[:0:-1],
                                  interpolation=cv2.INTER_AREA)      # on the teacher's grid: it travels with its depth
@@ -234,7 +236,7 @@ def cross_targets(videos: dict[str, BagVideo], inits: dict[str, str], extrinsic:
             depth.append(d)
             weight.append(learn)
         out[student] = CrossTargets(torch.from_numpy(np.stack(depth)[:, None]),
-                                    torch.from_numpy(np.stack(weight)[:, None]))
+                                    torch.from_numpy(np.stack(weight)[:, None]), paired)
     return out
 
 
@@ -510,7 +512,8 @@ def _cross_for_bag(bag, videos: dict[str, BagVideo], inits: dict[str, str],
         return {}, f"off (no transform from {rgb_frame!r} to {thermal_frame!r} on /tf_static)"
     cross = cross_targets(videos, inits, extrinsic, cfg.cross_max_gap_s)
     return cross, ("each branch taught by the other where the blend trusts the other more: "
-                   + ", ".join(f"{m} on {c.coverage:.0%} of its pixels" for m, c in cross.items()))
+                   + ", ".join(f"{m} on {c.coverage:.0%} of its pixels ({c.paired} of {len(c.weight)} frames paired "
+                               f"within {cfg.cross_max_gap_s * 1000:.0f} ms)" for m, c in cross.items()))
 
 
 def adaptation_markdown(report: dict) -> str:
