@@ -179,10 +179,20 @@ def _branch_view(init: str | Path, video: BagVideo) -> _BranchView:
     predictor = DepthPredictor(load_depth_net(init))
     w, h = predictor.input_size
     runs = [predictor(f, video.k, spread=True, grid=(2 * w, 2 * h)) for f in video.frames]
+    return _BranchView(np.stack([d for d, _ in runs]), np.stack([s for _, s in runs]), _scaled_k(video, (2 * w, 2 * h)))
+
+
+def _scaled_k(video: BagVideo, size: tuple[int, int]) -> np.ndarray:
+    """The video's intrinsics for its frames resized to (width, height)."""
     k = video.k.astype(np.float64).copy()
-    k[0] *= 2 * w / video.frames.shape[2]
-    k[1] *= 2 * h / video.frames.shape[1]
-    return _BranchView(np.stack([d for d, _ in runs]), np.stack([s for _, s in runs]), k)
+    k[0] *= size[0] / video.frames.shape[2]
+    k[1] *= size[1] / video.frames.shape[1]
+    return k
+
+
+def _first_held_out(n: int, cfg: BagAdaptConfig) -> int:
+    """Index of the first of the last `holdout` share of n frames."""
+    return int(round(n * (1.0 - cfg.holdout)))
 
 
 def _pool2(depth: np.ndarray, weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -243,16 +253,13 @@ def cross_targets(videos: dict[str, BagVideo], inits: dict[str, str], extrinsic:
 def _inputs(video: BagVideo, net: DepthNet) -> tuple[torch.Tensor, torch.Tensor]:
     """(N, C, h, w) frames at the network's input size in [0, 1] and K scaled to it."""
     cfg = net.cfg
-    h, w = video.frames.shape[1:3]
     resized = np.stack([cv2.resize(f, (cfg.input_width, cfg.input_height), interpolation=cv2.INTER_AREA)
                         for f in video.frames])
     if resized.ndim == 4:
         x = resized.astype(np.float32).transpose(0, 3, 1, 2) / 255.0
     else:
         x = resized.astype(np.float32)[:, None]
-    k = video.k.copy()
-    k[0] *= cfg.input_width / w
-    k[1] *= cfg.input_height / h
+    k = _scaled_k(video, (cfg.input_width, cfg.input_height))
     return torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(k.astype(np.float32))
 
 
@@ -419,7 +426,7 @@ def adapt_branch(init: str | Path, video: BagVideo, cfg: BagAdaptConfig, out: Pa
     for p in anchor.parameters():
         p.requires_grad_(False)
     n = len(video.frames)
-    split = int(round(n * (1.0 - cfg.holdout)))
+    split = _first_held_out(n, cfg)
     gap = cfg.frame_gap
     train_idx = np.arange(gap, split - gap)
     held = np.arange(split, n)
@@ -492,7 +499,7 @@ def keep_branch(init: str | Path, video: BagVideo, cfg: BagAdaptConfig, taught: 
     was measured to make the shipped students worse (docs/BENCHMARKS.md)."""
     net = load_depth_net(init)
     n = len(video.frames)
-    held = np.arange(int(round(n * (1.0 - cfg.holdout))), n)
+    held = np.arange(_first_held_out(n, cfg), n)
     report = held_out_report(net, video, held, cfg)
     return {"checkpoint": str(init), "train_frames": 0, "before": report, "after": report,
             "cross_coverage": round(taught, 4),
