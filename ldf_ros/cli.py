@@ -420,7 +420,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                                 {"role": args.role, "steps": args.steps, "seed": args.seed, "out": args.out,
                                  "threads": args.threads, "data": args.data, "teacher": args.teacher,
                                  "denoiser": args.denoiser, "text_encoder": args.text_encoder,
-                                 "depth_weight": args.depth_weight, "init": args.init, "lr": args.lr})
+                                 "depth_weight": args.depth_weight, "init": args.init, "lr": args.lr,
+                                 "teacher_features": args.teacher_features})
         print(f"wrote {train_fusion(cfg, resume=not args.restart)}")
     if args.what == "recipe":
         from ldf_ros.training.recipe import load_recipe, run_recipe
@@ -531,6 +532,8 @@ def _setup_train(p: argparse.ArgumentParser) -> None:
             f.add_argument("--text-encoder", choices=["minilm", "open_clip", "none"],
                            help="caption encoder (none: the no-text-guidance ablation)")
             f.add_argument("--depth-weight", type=float, help="depth-driven loss weight (0: its ablation)")
+            f.add_argument("--teacher-features", choices=["diffusion", "inputs"],
+                           help="teacher: inputs trains the same head on the pair itself (the diffusion-feature ablation)")
         else:
             f.set_defaults(role=None, teacher=None, denoiser=None)
 

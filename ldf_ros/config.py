@@ -457,6 +457,11 @@ class FusionTrainConfig:
     text_encoder: str = _spec("minilm", doc="caption encoder", choices=["minilm", "open_clip", "words", "none"])
     clip_model: str = _spec("ViT-B-32", doc="open_clip model name")
     clip_checkpoint: str = _spec("", doc="local open_clip checkpoint")
+    teacher_head: str = _spec("residual", doc="teacher head: guided (the diffusion features alone predict the "
+                              "guided coefficients) or residual (features plus the raw pair)", choices=["guided", "residual"])
+    teacher_features: str = _spec("diffusion", doc="teacher: diffusion (the denoiser's features) or inputs "
+                                  "(ablation: the pair itself at each feature scale; no denoiser)",
+                                  choices=["diffusion", "inputs"])
     student_arch: str = _spec("guided", doc="student network (ldf_ros/models/fusion_net.py)", choices=["guided", "unet"])
     guided_downscale: int = _spec(2, doc="guided student: its coefficient network sees the image at 1/this "
                                   "(4: about 3x faster, coefficients on a coarser grid)", choices=[2, 4])

@@ -7,7 +7,7 @@ from std_msgs.msg import Header  # noqa: E402
 
 from ldf_ros.ros.conversions import (camera_info_to_k, image_to_numpy, make_camera_info, numpy_to_image,  # noqa: E402
                                      pointcloud2_to_xyzrgb, xyzrgb_to_pointcloud2)
-from ldf_ros.ros.image_encoding import ImageEncodingError  # noqa: E402
+from ldf_ros.data.image_encoding import ImageEncodingError  # noqa: E402
 
 
 def test_image_round_trip_keeps_header():

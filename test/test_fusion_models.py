@@ -47,6 +47,9 @@ def test_denoising_step_lowers_the_loss():
 
 # tiny networks of each kind: the teacher, and the two student architectures
 KINDS = {"teacher": dict(role="teacher", width=8, denoiser=TINY.to_dict()),
+         "teacher_guided": dict(role="teacher", width=8, denoiser=TINY.to_dict(), teacher_head="guided"),
+         "teacher_inputs": dict(role="teacher", width=8, denoiser=TINY.to_dict(), teacher_head="guided",
+                                teacher_features="inputs"),
          "unet": dict(role="student", student_widths=(8, 16)),
          "guided": dict(role="student", student_arch="guided", student_widths=(8, 8, 16, 16)),
          "guided4": dict(role="student", student_arch="guided", student_widths=(8, 8, 16, 16), guided_downscale=4)}
@@ -58,6 +61,8 @@ def tiny_net(kind: str, text_dim: int = 16, trained_head: bool = True) -> Fusion
     net = FusionNet(FusionNetConfig(text_dim=text_dim, **KINDS[kind]))
     if kind.startswith("guided") and trained_head:
         torch.nn.init.normal_(net.student.head.weight, std=0.1)
+    if kind.startswith("teacher_") and trained_head:
+        torch.nn.init.normal_(net.head.head.weight, std=0.1)
     return net
 
 
@@ -181,3 +186,30 @@ def test_student_config_names_its_architecture_and_widths():
     old = FusionNetConfig(student_widths=(8, 16)).to_dict()
     old.pop("student_arch")                       # checkpoints written before the guided student
     assert FusionNetConfig.from_dict(old).student_arch == "unet"
+
+
+def test_guided_teacher_starts_as_the_average_and_its_ablation_has_no_denoiser(tmp_path):
+    """The guided head writes a combination of the full-resolution sources, so a fresh one is
+    their average; the inputs-only ablation carries no denoiser and round-trips strictly."""
+    from ldf_ros.models.layers import luma
+    from ldf_ros.models.text import NullTextEncoder
+    from ldf_ros.runtime.learned_fusion import load_fusion_net
+    from ldf_ros.training.fusion import save_fusion_checkpoint
+    torch.manual_seed(0)
+    vis, ir, text = torch.full((1, 3, 32, 32), 0.4), torch.full((1, 1, 32, 32), 0.2), torch.randn(1, 16)
+    ir[..., 15, :] = 0.9
+    for kind in ("teacher_guided", "teacher_inputs"):
+        y = luma(tiny_net(kind, trained_head=False)(vis, ir, text))
+        torch.testing.assert_close(y, 0.5 * (luma(vis) + ir), atol=1e-5, rtol=0)
+    ablation = tiny_net("teacher_inputs")
+    assert not any("denoiser" in k for k in ablation.state_dict())
+    path = save_fusion_checkpoint(ablation, tmp_path / "ablation.safetensors", NullTextEncoder(16).identity)
+    loaded = load_fusion_net(path, None)
+    assert loaded.cfg.teacher_features == "inputs"
+    torch.testing.assert_close(loaded(vis, ir, text), ablation.eval()(vis, ir, text))
+    with pytest.raises(ValueError, match="teacher_head: guided"):
+        FusionNetConfig(role="teacher", teacher_features="inputs")
+    old = FusionNetConfig(role="teacher").to_dict()
+    for key in ("teacher_head", "teacher_features"):     # teacher checkpoints written before the guided head
+        old.pop(key)
+    assert FusionNetConfig.from_dict(old).teacher_head == "residual"

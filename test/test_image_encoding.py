@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from ldf_ros.ros.image_encoding import ENCODINGS, ImageEncodingError, decode_image, encode_image, to_rgb
+from ldf_ros.data.image_encoding import ENCODINGS, ImageEncodingError, decode_image, encode_image, to_rgb
 
 RNG = np.random.default_rng(0)
 

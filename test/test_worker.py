@@ -7,7 +7,7 @@ import pytest
 
 from ldf_ros.ops.camera import intrinsics_problem
 from ldf_ros.ros.bag_replay import pair_completions
-from ldf_ros.ros.image_encoding import ImageEncodingError, check_image_limits
+from ldf_ros.data.image_encoding import ImageEncodingError, check_image_limits
 from ldf_ros.runtime.monitor import OVERFLOW, ProblemLog, RateMeter
 from ldf_ros.runtime.pipeline import InputError, check_intrinsics
 from ldf_ros.runtime.worker import LatestWorker

@@ -321,11 +321,11 @@ class _MessageIO:
         if self.node is not None:
             from ldf_ros.ros.conversions import numpy_to_image
             return numpy_to_image(arr, encoding)
-        from ldf_ros.ros.image_encoding import encode_image
+        from ldf_ros.data.image_encoding import encode_image
         return encode_image(arr, encoding)
 
     def decode(self, msg, encoding):
-        from ldf_ros.ros.image_encoding import decode_image, to_rgb
+        from ldf_ros.data.image_encoding import decode_image, to_rgb
         if self.node is not None:
             from ldf_ros.ros.conversions import image_to_numpy
             arr = image_to_numpy(msg)
@@ -336,7 +336,7 @@ class _MessageIO:
 
     def publish(self, res) -> None:
         if self.node is None:
-            from ldf_ros.ros.image_encoding import encode_image
+            from ldf_ros.data.image_encoding import encode_image
             encode_image(res.fused, "rgb8")
             if res.depth is not None:
                 encode_image(res.depth, "32FC1")

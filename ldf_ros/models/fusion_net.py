@@ -1,7 +1,11 @@
 """LDFusion fusion networks: a head decoding diffusion features into a color fused image,
 guided by a caption embedding through per-channel modulation, and the single-pass student.
 
-- teacher: `DiffusionFeatures` (frozen DDPM denoiser at fixed timesteps) -> `FusionHead`.
+- teacher: `DiffusionFeatures` (frozen DDPM denoiser at fixed timesteps) -> a head: `guided`
+  (`GuidedFusionHead`: the features alone predict the guided coefficients, so the output cannot
+  bypass them) or `residual` (`FusionHead`: features plus the raw pair at full resolution).
+  `teacher_features: inputs` replaces the features by the pair itself at each feature scale:
+  the ablation that shows what the diffusion features add.
 - student: one forward pass with the same text modulation, for onboard use (exportable):
   `guided`, a small network on the image at half or quarter resolution (`guided_downscale`)
   and below that predicts the coefficients of a
@@ -40,12 +44,21 @@ class FusionNetConfig:
     student_widths: tuple[int, ...] = (16, 32, 64)
     student_arch: str = "unet"               # "guided" or "unet" (see the module docstring)
     guided_downscale: int = 2                # guided: the coefficient network's input is 1/this of the image
+    teacher_head: str = "residual"           # teacher: "guided" (coefficients from the features) or "residual"
+    teacher_features: str = "diffusion"      # teacher: "diffusion" or "inputs" (ablation: no denoiser)
 
     def __post_init__(self):
         if self.role not in ("teacher", "student"):
             raise ValueError(f"fusion role {self.role!r}: expected teacher or student")
         if self.student_arch not in STUDENT_WIDTHS:
             raise ValueError(f"student_arch {self.student_arch!r}: expected one of {', '.join(STUDENT_WIDTHS)}")
+        if self.teacher_head not in ("guided", "residual"):
+            raise ValueError(f"teacher_head {self.teacher_head!r}: expected guided or residual")
+        if self.teacher_features not in ("diffusion", "inputs"):
+            raise ValueError(f"teacher_features {self.teacher_features!r}: expected diffusion or inputs")
+        if self.teacher_features == "inputs" and self.teacher_head != "guided":
+            raise ValueError("teacher_features: inputs needs teacher_head: guided (the residual head "
+                             "already sees the inputs)")
         if self.guided_downscale not in (2, 4):
             raise ValueError(f"guided_downscale {self.guided_downscale}: expected 2 or 4")
         n = len(self.student_widths)
@@ -182,6 +195,64 @@ def local_detail(y: torch.Tensor) -> torch.Tensor:
     return y - F.avg_pool2d(y, 3, 1, 1, count_include_pad=False)
 
 
+def guided_coefficients_head(channels: int) -> nn.Conv2d:
+    """The last layer of a guided network: its coefficients start as the average of the sources."""
+    head = nn.Conv2d(channels, GUIDED_COEFFICIENTS, 3, padding=1)
+    with torch.no_grad():
+        head.weight.zero_()
+        head.bias.copy_(torch.tensor([0.5, 0.5, 0, 0, 0, 0, 0]))
+    return head
+
+
+def apply_guided(c: torch.Tensor, visible: torch.Tensor, infrared: torch.Tensor) -> torch.Tensor:
+    """Coefficient maps (B, 7, h, w) -> fused RGB at the sources' resolution (formula below)."""
+    c = F.interpolate(c, size=visible.shape[-2:], mode="bilinear", align_corners=False)
+    yv = luma(visible)
+    y = (c[:, 0:1] * yv + c[:, 1:2] * infrared + c[:, 2:3]
+         + c[:, 3:4] * local_detail(yv) + c[:, 4:5] * local_detail(infrared))
+    cbcr = chroma(visible) + MAX_CHROMA_CORRECTION * torch.tanh(c[:, 5:7])
+    return luma_chroma_to_rgb(y.clamp(0, 1), cbcr).clamp(0, 1)
+
+
+class GuidedFusionHead(nn.Module):
+    """Multi-scale features (coarsest first) -> guided coefficients -> fused RGB. The sources
+    enter only through the coefficients' linear model, never as an input of the head, so what
+    the head decides per region comes from the features. Full-resolution features are pooled to
+    half resolution: the coefficients are smooth, and the head costs a quarter as much."""
+
+    def __init__(self, feature_channels: list[int], width: int, text_dim: int):
+        super().__init__()
+        self.proj = nn.ModuleList([nn.Conv2d(c, width, 1) for c in feature_channels])
+        self.blocks = nn.ModuleList([PlainResBlock(width) for _ in feature_channels])
+        self.film = TextModulation(text_dim, [width] * len(feature_channels))
+        self.head = guided_coefficients_head(width)
+
+    def forward(self, feats: list[torch.Tensor], visible, infrared, text) -> torch.Tensor:
+        films = self.film(text)
+        x = None
+        for proj, block, film, f in zip(self.proj, self.blocks, films, feats):
+            y = proj(F.avg_pool2d(f, 2) if f.shape[-2:] == visible.shape[-2:] else f)
+            x = y if x is None else F.interpolate(x, size=y.shape[-2:], mode="bilinear", align_corners=False) + y
+            x = block(modulate(x, film))
+        return apply_guided(self.head(x), visible, infrared)
+
+
+class InputPyramid(nn.Module):
+    """The ablation's stand-in for the diffusion features: the pair itself, average-pooled to
+    each scale of the denoiser's decoder (coarsest first)."""
+
+    def __init__(self, levels: int):
+        super().__init__()
+        self.levels = levels
+
+    @property
+    def channels(self) -> list[int]:
+        return [4] * self.levels
+
+    def forward(self, x0: torch.Tensor) -> list[torch.Tensor]:
+        return [F.avg_pool2d(x0, 2 ** k) if k else x0 for k in reversed(range(self.levels))]
+
+
 class GuidedStudentFusionNet(nn.Module):
     """Coefficients at 1/downscale of the resolution (2 or 4), the fused image at full resolution:
 
@@ -202,10 +273,7 @@ class GuidedStudentFusionNet(nn.Module):
         self.down4 = nn.Sequential(conv_silu(w3, w4, stride=2), PlainResBlock(w4))     # 1/16
         self.up3, self.up2, self.up1 = conv_silu(w4 + w3, w3), conv_silu(w3 + w2, w2), conv_silu(w2 + w1, w1)
         self.film = TextModulation(text_dim, [w4, w3, w2, w1])
-        self.head = nn.Conv2d(w1, GUIDED_COEFFICIENTS, 3, padding=1)
-        with torch.no_grad():
-            self.head.weight.zero_()
-            self.head.bias.copy_(torch.tensor([0.5, 0.5, 0, 0, 0, 0, 0]))
+        self.head = guided_coefficients_head(w1)
 
     def forward(self, visible, infrared, text):
         films = self.film(text)
@@ -216,12 +284,7 @@ class GuidedStudentFusionNet(nn.Module):
         for block, skip, film in ((self.up3, x3, films[1]), (self.up2, x2, films[2]), (self.up1, x1, films[3])):
             x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
             x = modulate(block(torch.cat([x, skip], 1)), film)
-        c = F.interpolate(self.head(x), size=visible.shape[-2:], mode="bilinear", align_corners=False)
-        yv = luma(visible)
-        y = (c[:, 0:1] * yv + c[:, 1:2] * infrared + c[:, 2:3]
-             + c[:, 3:4] * local_detail(yv) + c[:, 4:5] * local_detail(infrared))
-        cbcr = chroma(visible) + MAX_CHROMA_CORRECTION * torch.tanh(c[:, 5:7])
-        return luma_chroma_to_rgb(y.clamp(0, 1), cbcr).clamp(0, 1)
+        return apply_guided(self.head(x), visible, infrared)
 
 
 class FusionNet(nn.Module):
@@ -231,11 +294,15 @@ class FusionNet(nn.Module):
         super().__init__()
         self.cfg = cfg
         if cfg.role == "teacher":
-            denoiser = denoiser or UNetDenoiser(DenoiserConfig.from_dict(cfg.denoiser))
-            self.features = DiffusionFeatures(denoiser, cfg.timesteps)
+            if cfg.teacher_features == "inputs":
+                self.features = InputPyramid(len(DenoiserConfig.from_dict(cfg.denoiser).mults))
+            else:
+                denoiser = denoiser or UNetDenoiser(DenoiserConfig.from_dict(cfg.denoiser))
+                self.features = DiffusionFeatures(denoiser, cfg.timesteps)
             for p in self.features.parameters():
                 p.requires_grad_(False)
-            self.head = FusionHead(self.features.channels, cfg.width, cfg.text_dim)
+            head = GuidedFusionHead if cfg.teacher_head == "guided" else FusionHead
+            self.head = head(self.features.channels, cfg.width, cfg.text_dim)
         elif cfg.student_arch == "guided":
             self.student = GuidedStudentFusionNet(cfg.student_widths, cfg.text_dim, cfg.guided_downscale)
         else:

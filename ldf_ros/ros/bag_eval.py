@@ -55,7 +55,7 @@ def _stamp(msg) -> int:
 def bag_inputs(bag: Path) -> dict:
     """What the report needs from the input bag: RGB images and ground-truth depth by stamp,
     the thermal->RGB transform from /tf_static, and the thermal frame count."""
-    from ldf_ros.ros.image_encoding import decode_image, to_rgb
+    from ldf_ros.data.image_encoding import decode_image, to_rgb
 
     reader = open_bag(bag)
     out = {"rgb": {}, "depth_gt": {}, "extrinsic": None, "thermal_frames": 0, "rgb_frames": 0}

@@ -1,6 +1,6 @@
 """sensor_msgs Image / CameraInfo / PointCloud2 <-> numpy.
 
-The wire rules live in :mod:`ldf_ros.ros.image_encoding` (tested without ROS); this
+The wire rules live in :mod:`ldf_ros.data.image_encoding` (tested without ROS); this
 module only moves fields in and out of message objects. cv_bridge decodes where a ROS 2
 distro provides it; elsewhere the project's decoder does (same encodings, row padding, byte order).
 """
@@ -10,7 +10,7 @@ import numpy as np
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2, PointField
 from std_msgs.msg import Header
 
-from ldf_ros.ros.image_encoding import ImageEncodingError, check_image_fields, decode_image, encode_image
+from ldf_ros.data.image_encoding import ImageEncodingError, check_image_fields, decode_image, encode_image
 
 
 try:  # a ROS 2 distro has cv_bridge; the PyPI wheels do not

@@ -38,7 +38,7 @@ from ldf_ros.config import (LIVE_PARAMETERS, NODE_NAME, ConfigError, FusionConfi
                             config_to_flat, parameter_field)
 from ldf_ros.ros.conversions import camera_info_to_k, image_to_numpy, make_camera_info, numpy_to_image, xyzrgb_to_pointcloud2
 from ldf_ros.ops.camera import intrinsics_problem
-from ldf_ros.ros.image_encoding import ImageEncodingError, check_image_limits, to_rgb
+from ldf_ros.data.image_encoding import ImageEncodingError, check_image_limits, to_rgb
 from ldf_ros.runtime.pairing import ApproximatePairing
 from ldf_ros.runtime.pipeline import STAGES, FusionPipeline, InputError
 from ldf_ros.runtime.monitor import ProblemLog, RateMeter

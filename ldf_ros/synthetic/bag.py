@@ -14,7 +14,7 @@ import numpy as np
 from rosbags.rosbag2 import StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore
 
-from ldf_ros.ros.image_encoding import encode_image
+from ldf_ros.data.image_encoding import encode_image
 from ldf_ros.synthetic.rig import PinholeCamera
 from ldf_ros.synthetic.sequence import SequenceSpec, generate
 

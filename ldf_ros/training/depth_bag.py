@@ -87,7 +87,7 @@ def read_bag_video(bag: str | Path, image_topic: str, info_topic: str | None, mo
                    depth_topic: str | None = None, thermal_norm: ThermalNormalization = ThermalNormalization()) -> BagVideo:
     """Frames of one image topic with the newest CameraInfo's K (ValueError naming what is missing)."""
     from ldf_ros.data.bags import open_bag
-    from ldf_ros.ros.image_encoding import decode_image, to_rgb
+    from ldf_ros.data.image_encoding import decode_image, to_rgb
 
     reader = open_bag(bag)
     topics = {c.topic for c in reader.connections}

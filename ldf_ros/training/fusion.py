@@ -359,9 +359,12 @@ def build_fusion_training(cfg: FusionTrainConfig, device: str):
     net_cfg = {"role": cfg.role, "text_dim": text.encoder.dim, "text_encoder": text.encoder.name}
     if cfg.init:
         model = _initial_weights(resolve_path(cfg.init), cfg.role, text.encoder)
+    elif cfg.role == "teacher" and cfg.teacher_features == "inputs":
+        model = FusionNet(FusionNetConfig(**net_cfg, teacher_head=cfg.teacher_head, teacher_features="inputs"))
     elif cfg.role == "teacher":
         denoiser = load_denoiser(resolve_path(cfg.denoiser))
-        model = FusionNet(FusionNetConfig(denoiser=denoiser.cfg.to_dict(), **net_cfg), denoiser=denoiser)
+        model = FusionNet(FusionNetConfig(denoiser=denoiser.cfg.to_dict(), teacher_head=cfg.teacher_head, **net_cfg),
+                          denoiser=denoiser)
     else:
         from ldf_ros.models.fusion_net import STUDENT_WIDTHS
         model = FusionNet(FusionNetConfig(**net_cfg, student_arch=cfg.student_arch,
