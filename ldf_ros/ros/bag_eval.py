@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ldf_ros.data.bags import open_bag
+from ldf_ros.data.bags import open_bag, static_transforms
 from ldf_ros.ros.bag_replay import BagPlayer, Lockstep
 
 OUTPUT_TOPICS = {  # relative to the node -> message type
@@ -68,10 +68,9 @@ def bag_inputs(bag: Path) -> dict:
                 continue
             msg = reader.deserialize(raw, conn.msgtype)
             if conn.topic == "/tf_static":
-                for t in msg.transforms:
-                    if t.child_frame_id.startswith("thermal"):
-                        tr, q = t.transform.translation, t.transform.rotation
-                        out["extrinsic"] = ([tr.x, tr.y, tr.z], [q.x, q.y, q.z, q.w])
+                for _, child, xyz, quat in static_transforms(msg):
+                    if child.startswith("thermal"):
+                        out["extrinsic"] = (xyz, quat)
                 continue
             arr = decode_image(msg.data, msg.height, msg.width, msg.encoding, msg.step, bool(msg.is_bigendian))
             if conn.topic == "/rgb/image":

@@ -128,16 +128,15 @@ def read_bag_extrinsic(bag: str | Path, rgb_frame: str, thermal_frame: str) -> t
     """(R, t) of the thermal optical frame in the RGB one (p_rgb = R p_thermal + t): the
     /tf_static transform from the RGB images' frame to the thermal images' frame, or None
     where the bag has no such transform (a transform between other frames is not used)."""
-    from ldf_ros.data.bags import open_bag
+    from ldf_ros.data.bags import open_bag, static_transforms
 
     reader = open_bag(bag)
     try:
         wanted = [c for c in reader.connections if c.topic == "/tf_static"]
         for conn, _, raw in reader.messages(connections=wanted):
-            for tf in reader.deserialize(raw, conn.msgtype).transforms:
-                if tf.header.frame_id == rgb_frame and tf.child_frame_id == thermal_frame:
-                    tr, q = tf.transform.translation, tf.transform.rotation
-                    return quaternion_to_matrix([q.x, q.y, q.z, q.w]), np.array([tr.x, tr.y, tr.z])
+            for parent, child, xyz, quat in static_transforms(reader.deserialize(raw, conn.msgtype)):
+                if parent == rgb_frame and child == thermal_frame:
+                    return quaternion_to_matrix(quat), np.array(xyz)
     finally:
         reader.close()
     return None
