@@ -441,3 +441,15 @@ def test_unlabeled_batch_comes_on_top_of_the_labeled_one(tiny_clips):
     assert mixed["frames"].shape[0] == 2
     with pytest.raises(ValueError, match="unlabeled_batch_size needs unlabeled_streets"):
         build_training(replace(cfg, unlabeled_streets=0))
+
+
+def test_intrinsics_of_a_resized_image_keep_each_pixel_centres_ray():
+    """Halving an image puts pixel 0 where pixels 0 and 1 were: its ray is the one through 0.5."""
+    from ldf_ros.ops.camera import intrinsics, pixel_rays, scale_intrinsics
+    k = intrinsics(400.0, 380.0, 319.5, 255.5)
+    half = scale_intrinsics(k, (640, 512), (320, 256))
+    assert half[0, 2] == 159.5 and half[1, 2] == 127.5 and half[0, 0] == 200.0 and half[1, 1] == 190.0
+    rays = pixel_rays(half, 320, 256)
+    full = np.linalg.inv(k) @ np.array([0.5, 0.5, 1.0])
+    np.testing.assert_allclose(rays[0, 0], full, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(scale_intrinsics(half, (320, 256), (640, 512)), k, atol=1e-12)

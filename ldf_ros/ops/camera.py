@@ -40,6 +40,18 @@ def intrinsics(fx: float, fy: float, cx: float, cy: float) -> np.ndarray:
     return np.array([[fx, 0.0, cx], [0.0, fy, cy], [0.0, 0.0, 1.0]])
 
 
+def scale_intrinsics(k: np.ndarray, from_size: tuple[int, int], to_size: tuple[int, int]) -> np.ndarray:
+    """K for an image resized from (width, height) to (width, height). Pixel centres sit at
+    integer coordinates, so the principal point moves as (c + 0.5) s - 0.5, not c s."""
+    sx, sy = to_size[0] / from_size[0], to_size[1] / from_size[1]
+    k = np.asarray(k, dtype=np.float64).copy()
+    k[0, :2] *= sx                         # fx and skew
+    k[1, 1] *= sy
+    k[0, 2] = (k[0, 2] + 0.5) * sx - 0.5
+    k[1, 2] = (k[1, 2] + 0.5) * sy - 0.5
+    return k
+
+
 def pixel_rays(k: np.ndarray, width: int, height: int) -> np.ndarray:
     """(H, W, 3) rays through pixel centers with z = 1, so a ray's parameter t is the depth."""
     u, v = np.meshgrid(np.arange(width, dtype=np.float64), np.arange(height, dtype=np.float64))

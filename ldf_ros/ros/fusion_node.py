@@ -37,7 +37,7 @@ from std_msgs.msg import Header, String
 from ldf_ros.config import (LIVE_PARAMETERS, NODE_NAME, ConfigError, FusionConfig, allowed_values, config_from_flat,
                             config_to_flat, parameter_field)
 from ldf_ros.ros.conversions import camera_info_to_k, image_to_numpy, make_camera_info, numpy_to_image, xyzrgb_to_pointcloud2
-from ldf_ros.ops.camera import intrinsics_problem
+from ldf_ros.ops.camera import intrinsics_problem, scale_intrinsics
 from ldf_ros.data.image_encoding import ImageEncodingError, check_image_limits, to_rgb
 from ldf_ros.runtime.pairing import ApproximatePairing
 from ldf_ros.runtime.pipeline import STAGES, FusionPipeline, InputError
@@ -326,9 +326,7 @@ class _FusionCore:
         if info.width and info.height and (info.width, info.height) != (w, h):
             self.problems.note("warn", f"{cam} CameraInfo is {info.width}x{info.height} but images are "
                                                    f"{w}x{h}: scaling the intrinsics")
-            k = k.copy()
-            k[0] *= w / info.width
-            k[1] *= h / info.height
+            k = scale_intrinsics(k, (info.width, info.height), (w, h))
         return k
 
     def _publish(self, result, header: Header, k_rgb: np.ndarray, shape) -> None:

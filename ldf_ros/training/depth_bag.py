@@ -40,7 +40,7 @@ import torch
 from ldf_ros.models.checkpoint import save_checkpoint
 from ldf_ros.models.depth_net import DepthNet, load_depth_net, parameter_count
 from ldf_ros.models.layers import ground_plane_height
-from ldf_ros.ops.camera import quaternion_to_matrix, reproject_depth
+from ldf_ros.ops.camera import quaternion_to_matrix, reproject_depth, scale_intrinsics
 from ldf_ros.runtime.thermal import ThermalNormalization, normalize_thermal
 
 
@@ -183,10 +183,7 @@ def _branch_view(init: str | Path, video: BagVideo) -> _BranchView:
 
 def _scaled_k(video: BagVideo, size: tuple[int, int]) -> np.ndarray:
     """The video's intrinsics for its frames resized to (width, height)."""
-    k = video.k.astype(np.float64).copy()
-    k[0] *= size[0] / video.frames.shape[2]
-    k[1] *= size[1] / video.frames.shape[1]
-    return k
+    return scale_intrinsics(video.k, (video.frames.shape[2], video.frames.shape[1]), size)
 
 
 def _first_held_out(n: int, cfg: BagAdaptConfig) -> int:
