@@ -177,6 +177,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
     rank_method = list(methods)[-1] if methods else references[-1][0]
     if args.domains:
         domains = fr.load_domains(args.domains)
+        if args.only:
+            unknown = set(comma_list(args.only)) - set(domains)
+            if unknown:
+                raise ValueError(f"--only: no domain {', '.join(sorted(unknown))} in {args.domains} "
+                                 f"(it has {', '.join(domains)})")
+            domains = {k: v for k, v in domains.items() if k in comma_list(args.only)}
         rows, per_domain_methods = {}, {}
         for name, folder in domains.items():
             refs = {r: fr.ReferenceOutputs(Path(p) / name if (Path(p) / name).is_dir() else Path(p))
@@ -365,6 +371,7 @@ def _setup_eval(p: argparse.ArgumentParser) -> None:
     f.add_argument("--ir", type=Path, help="folder of infrared images (same file names)")
     f.add_argument("--domains", type=Path, help="YAML of named domains instead of --vi/--ir "
                    "(e.g. config/fusion_domains.yaml): a table per domain and the mean-rank view")
+    f.add_argument("--only", help="with --domains: comma list of the domains to evaluate (default: all)")
     f.add_argument("--reference", help="comma list of NAME=FOLDER: another method's fused outputs, named "
                    "like the pairs (with --domains, FOLDER/<domain>/ when it exists)")
     f.add_argument("--out", type=Path, default=Path("out/eval_fusion"), help="report folder")

@@ -113,7 +113,13 @@ def test_domains_and_reference_outputs(roadscene, tmp_path, capsys):
                  "--reference", f"copy_of_max={by_domain}", "--out", str(tmp_path / "report2")]) == 0
     by = json.loads((tmp_path / "report2" / "summary.json").read_text())
     assert by["gray"]["copy_of_max"] == pytest.approx(summary["gray"]["copy_of_max"])
+    assert main(["eval", "fusion", "--domains", str(tmp_path / "domains.yaml"), "--only", "gray", "--methods", "",
+                 "--reference", f"copy_of_max={by_domain}", "--out", str(tmp_path / "report3")]) == 0
+    assert set(json.loads((tmp_path / "report3" / "summary.json").read_text())) == {"gray"}
     capsys.readouterr()
+    assert main(["eval", "fusion", "--domains", str(tmp_path / "domains.yaml"), "--only", "night", "--methods", "",
+                 "--reference", f"copy_of_max={by_domain}", "--out", str(tmp_path / "report3")]) == 2
+    assert "no domain night" in capsys.readouterr().err
 
     (refs / f"{first}.png").unlink()
     assert main(["eval", "fusion", "--domains", str(tmp_path / "domains.yaml"), "--methods", "",
