@@ -178,11 +178,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.domains:
         domains = fr.load_domains(args.domains)
         if args.only:
-            unknown = set(comma_list(args.only)) - set(domains)
+            only = comma_list(args.only)
+            unknown = set(only) - set(domains)
             if unknown:
                 raise ValueError(f"--only: no domain {', '.join(sorted(unknown))} in {args.domains} "
                                  f"(it has {', '.join(domains)})")
-            domains = {k: v for k, v in domains.items() if k in comma_list(args.only)}
+            domains = {k: v for k, v in domains.items() if k in only}
         rows, per_domain_methods = {}, {}
         for name, folder in domains.items():
             refs = {r: fr.ReferenceOutputs(Path(p) / name if (Path(p) / name).is_dir() else Path(p))

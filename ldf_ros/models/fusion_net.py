@@ -119,6 +119,17 @@ def to_fused_rgb(out: torch.Tensor, visible: torch.Tensor) -> torch.Tensor:
     return luma_chroma_to_rgb(y, cbcr).clamp(0, 1)
 
 
+def decode_scales(feats: list[torch.Tensor], projs, blocks, films) -> torch.Tensor:
+    """Coarse to fine: each scale's projected features plus the upsampled coarser result,
+    through that scale's text-modulated block. Returns the finest scale's activations."""
+    x = None
+    for proj, block, film, f in zip(projs, blocks, films, feats):
+        y = proj(f)
+        x = y if x is None else F.interpolate(x, size=y.shape[-2:], mode="bilinear", align_corners=False) + y
+        x = block(modulate(x, film))
+    return x
+
+
 class FusionHead(nn.Module):
     """Multi-scale diffusion features (coarsest first) + the input pair -> fused RGB."""
 
@@ -130,12 +141,7 @@ class FusionHead(nn.Module):
         self.out = nn.Sequential(ConvBlock(width + 4, width), color_output(width))
 
     def forward(self, feats: list[torch.Tensor], visible, infrared, text) -> torch.Tensor:
-        films = self.film(text)
-        x = None
-        for proj, block, film, f in zip(self.proj, self.blocks, films, feats):
-            y = proj(f)
-            x = y if x is None else F.interpolate(x, size=y.shape[-2:], mode="bilinear", align_corners=False) + y
-            x = block(modulate(x, film))
+        x = decode_scales(feats, self.proj, self.blocks, self.film(text))
         x = F.interpolate(x, size=visible.shape[-2:], mode="bilinear", align_corners=False)
         return to_fused_rgb(self.out(torch.cat([x, visible, infrared], 1)), visible)
 
@@ -228,13 +234,8 @@ class GuidedFusionHead(nn.Module):
         self.head = guided_coefficients_head(width)
 
     def forward(self, feats: list[torch.Tensor], visible, infrared, text) -> torch.Tensor:
-        films = self.film(text)
-        x = None
-        for proj, block, film, f in zip(self.proj, self.blocks, films, feats):
-            y = proj(F.avg_pool2d(f, 2) if f.shape[-2:] == visible.shape[-2:] else f)
-            x = y if x is None else F.interpolate(x, size=y.shape[-2:], mode="bilinear", align_corners=False) + y
-            x = block(modulate(x, film))
-        return apply_guided(self.head(x), visible, infrared)
+        feats = [F.avg_pool2d(f, 2) if f.shape[-2:] == visible.shape[-2:] else f for f in feats]
+        return apply_guided(self.head(decode_scales(feats, self.proj, self.blocks, self.film(text))), visible, infrared)
 
 
 class InputPyramid(nn.Module):
