@@ -429,7 +429,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                                  "threads": args.threads, "data": args.data, "teacher": args.teacher,
                                  "denoiser": args.denoiser, "text_encoder": args.text_encoder,
                                  "depth_weight": args.depth_weight, "init": args.init, "lr": args.lr,
-                                 "teacher_features": args.teacher_features})
+                                 "teacher_features": args.teacher_features, "guided_basis": args.guided_basis})
         print(f"wrote {train_fusion(cfg, resume=not args.restart)}")
     if args.what == "recipe":
         from ldf_ros.training.recipe import load_recipe, run_recipe
@@ -542,6 +542,8 @@ def _setup_train(p: argparse.ArgumentParser) -> None:
             f.add_argument("--depth-weight", type=float, help="depth-driven loss weight (0: its ablation)")
             f.add_argument("--teacher-features", choices=["diffusion", "inputs"],
                            help="teacher: inputs trains the same head on the pair itself (the diffusion-feature ablation)")
+            f.add_argument("--guided-basis", choices=["linear", "max"],
+                           help="guided student: max adds the per-pixel stronger source to its blend")
         else:
             f.set_defaults(role=None, teacher=None, denoiser=None)
 

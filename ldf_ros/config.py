@@ -465,6 +465,9 @@ class FusionTrainConfig:
     student_arch: str = _spec("guided", doc="student network (ldf_ros/models/fusion_net.py)", choices=["guided", "unet"])
     guided_downscale: int = _spec(2, doc="guided student: its coefficient network sees the image at 1/this "
                                   "(4: about 3x faster, coefficients on a coarser grid)", choices=[2, 4])
+    guided_basis: str = _spec("linear", doc="guided student: linear (a blend of the sources and their detail) or max "
+                              "(also the per-pixel stronger source, which a coarse blend cannot pick)",
+                              choices=["linear", "max"])
     gray_prob: float = _spec(0.0, doc="share of crops whose visible image is made gray (gray visible cameras)", lo=0.0, hi=1.0)
     steps: int = _spec(2000, doc="optimizer steps", lo=1)
     batch_size: int = _spec(4, doc="crops per step and process", lo=1, hi=256)

@@ -52,7 +52,8 @@ KINDS = {"teacher": dict(role="teacher", width=8, denoiser=TINY.to_dict()),
                                 teacher_features="inputs"),
          "unet": dict(role="student", student_widths=(8, 16)),
          "guided": dict(role="student", student_arch="guided", student_widths=(8, 8, 16, 16)),
-         "guided4": dict(role="student", student_arch="guided", student_widths=(8, 8, 16, 16), guided_downscale=4)}
+         "guided4": dict(role="student", student_arch="guided", student_widths=(8, 8, 16, 16), guided_downscale=4),
+         "guided_max": dict(role="student", student_arch="guided", student_widths=(8, 8, 16, 16), guided_basis="max")}
 
 
 def tiny_net(kind: str, text_dim: int = 16, trained_head: bool = True) -> FusionNet:
@@ -213,3 +214,18 @@ def test_guided_teacher_starts_as_the_average_and_its_ablation_has_no_denoiser(t
     for key in ("teacher_head", "teacher_features"):     # teacher checkpoints written before the guided head
         old.pop(key)
     assert FusionNetConfig.from_dict(old).teacher_head == "residual"
+
+
+def test_the_max_basis_is_added_without_changing_the_output_and_then_acts():
+    from ldf_ros.models.fusion_net import with_max_basis
+    net = tiny_net("guided").eval()
+    extended = with_max_basis(net).eval()
+    assert extended.cfg.guided_basis == "max" and extended.student.head.out_channels == 8
+    g = torch.Generator().manual_seed(3)
+    vis, ir, text = torch.rand(2, 3, 32, 32, generator=g), torch.rand(2, 1, 32, 32, generator=g), torch.randn(2, 16, generator=g)
+    with torch.no_grad():
+        assert torch.allclose(net(vis, ir, text), extended(vis, ir, text), atol=1e-6)
+        extended.student.head.bias[7] += 0.5          # weight on max(Y_v, T): the output gets brighter
+        assert (extended(vis, ir, text) - net(vis, ir, text)).mean() > 0.01
+    with pytest.raises(ValueError, match="guided_basis"):
+        FusionNetConfig(student_arch="guided", student_widths=(8, 8, 16, 16), guided_basis="min")

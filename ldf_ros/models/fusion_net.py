@@ -19,7 +19,7 @@ the thermal contribution brightens and sharpens without recoloring the scene.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import torch
 import torch.nn.functional as F
@@ -46,6 +46,7 @@ class FusionNetConfig:
     guided_downscale: int = 2                # guided: the coefficient network's input is 1/this of the image
     teacher_head: str = "residual"           # teacher: "guided" (coefficients from the features) or "residual"
     teacher_features: str = "diffusion"      # teacher: "diffusion" or "inputs" (ablation: no denoiser)
+    guided_basis: str = "linear"             # guided student: "linear" or "max" (adds max(Y_v, T), see apply_guided)
 
     def __post_init__(self):
         if self.role not in ("teacher", "student"):
@@ -59,6 +60,8 @@ class FusionNetConfig:
         if self.teacher_features == "inputs" and self.teacher_head != "guided":
             raise ValueError("teacher_features: inputs needs teacher_head: guided (the residual head "
                              "already sees the inputs)")
+        if self.guided_basis not in GUIDED_BASES:
+            raise ValueError(f"guided_basis {self.guided_basis!r}: expected one of {', '.join(GUIDED_BASES)}")
         if self.guided_downscale not in (2, 4):
             raise ValueError(f"guided_downscale {self.guided_downscale}: expected 2 or 4")
         n = len(self.student_widths)
@@ -193,7 +196,9 @@ class PlainResBlock(nn.Module):
         return F.silu(x + self.b(F.silu(self.a(x))))
 
 
-GUIDED_COEFFICIENTS = 7      # visible, infrared, offset, visible detail, infrared detail, Cb, Cr
+# coefficient maps per basis: visible, infrared, offset, visible detail, infrared detail, Cb, Cr,
+# and with "max" the per-pixel stronger source max(Y_v, T)
+GUIDED_BASES = {"linear": 7, "max": 8}
 
 
 def local_detail(y: torch.Tensor) -> torch.Tensor:
@@ -201,21 +206,27 @@ def local_detail(y: torch.Tensor) -> torch.Tensor:
     return y - F.avg_pool2d(y, 3, 1, 1, count_include_pad=False)
 
 
-def guided_coefficients_head(channels: int) -> nn.Conv2d:
+def guided_coefficients_head(channels: int, basis: str = "linear") -> nn.Conv2d:
     """The last layer of a guided network: its coefficients start as the average of the sources."""
-    head = nn.Conv2d(channels, GUIDED_COEFFICIENTS, 3, padding=1)
+    n = GUIDED_BASES[basis]
+    head = nn.Conv2d(channels, n, 3, padding=1)
     with torch.no_grad():
         head.weight.zero_()
-        head.bias.copy_(torch.tensor([0.5, 0.5, 0, 0, 0, 0, 0]))
+        head.bias.copy_(torch.tensor([0.5, 0.5] + [0.0] * (n - 2)))
     return head
 
 
 def apply_guided(c: torch.Tensor, visible: torch.Tensor, infrared: torch.Tensor) -> torch.Tensor:
-    """Coefficient maps (B, 7, h, w) -> fused RGB at the sources' resolution (formula below)."""
+    """Coefficient maps (B, 7 or 8, h, w) -> fused RGB at the sources' resolution (formula in
+    GuidedStudentFusionNet). The eighth map weighs max(Y_v, T): a blend of the sources' luminance
+    cannot pick the stronger source per pixel on a coarse grid, and that choice is what keeps both
+    sources' intensities (the intensity target is the stronger source)."""
     c = F.interpolate(c, size=visible.shape[-2:], mode="bilinear", align_corners=False)
     yv = luma(visible)
     y = (c[:, 0:1] * yv + c[:, 1:2] * infrared + c[:, 2:3]
          + c[:, 3:4] * local_detail(yv) + c[:, 4:5] * local_detail(infrared))
+    if c.shape[1] == GUIDED_BASES["max"]:
+        y = y + c[:, 7:8] * torch.maximum(yv, infrared)
     cbcr = chroma(visible) + MAX_CHROMA_CORRECTION * torch.tanh(c[:, 5:7])
     return luma_chroma_to_rgb(y.clamp(0, 1), cbcr).clamp(0, 1)
 
@@ -257,14 +268,14 @@ class InputPyramid(nn.Module):
 class GuidedStudentFusionNet(nn.Module):
     """Coefficients at 1/downscale of the resolution (2 or 4), the fused image at full resolution:
 
-        Y = a_v Y_v + a_t T + b + g_v hp(Y_v) + g_t hp(T),  CbCr = CbCr_v + 0.25 tanh(c)
+        Y = a_v Y_v + a_t T + b + g_v hp(Y_v) + g_t hp(T) [+ a_m max(Y_v, T)],  CbCr = CbCr_v + 0.25 tanh(c)
 
     with every coefficient map predicted by a text-modulated encoder-decoder on the
     space-to-depth input and upsampled bilinearly. The network decides per region how much of
     each source to keep and how much to sharpen; the full-resolution edges come from the sources
     themselves, so they stay sharp however small the network. Starts as the average of the sources."""
 
-    def __init__(self, widths: tuple[int, ...], text_dim: int, downscale: int = 2):
+    def __init__(self, widths: tuple[int, ...], text_dim: int, downscale: int = 2, basis: str = "linear"):
         super().__init__()
         w1, w2, w3, w4 = widths
         self.downscale = downscale
@@ -274,7 +285,7 @@ class GuidedStudentFusionNet(nn.Module):
         self.down4 = nn.Sequential(conv_silu(w3, w4, stride=2), PlainResBlock(w4))     # 1/16
         self.up3, self.up2, self.up1 = conv_silu(w4 + w3, w3), conv_silu(w3 + w2, w2), conv_silu(w2 + w1, w1)
         self.film = TextModulation(text_dim, [w4, w3, w2, w1])
-        self.head = guided_coefficients_head(w1)
+        self.head = guided_coefficients_head(w1, basis)
 
     def forward(self, visible, infrared, text):
         films = self.film(text)
@@ -305,7 +316,8 @@ class FusionNet(nn.Module):
             head = GuidedFusionHead if cfg.teacher_head == "guided" else FusionHead
             self.head = head(self.features.channels, cfg.width, cfg.text_dim)
         elif cfg.student_arch == "guided":
-            self.student = GuidedStudentFusionNet(cfg.student_widths, cfg.text_dim, cfg.guided_downscale)
+            self.student = GuidedStudentFusionNet(cfg.student_widths, cfg.text_dim, cfg.guided_downscale,
+                                                  cfg.guided_basis)
         else:
             self.student = StudentFusionNet(cfg.student_widths, cfg.text_dim)
 
@@ -319,6 +331,22 @@ class FusionNet(nn.Module):
         with torch.no_grad():
             feats = self.features(torch.cat([visible, infrared], 1) * 2 - 1)
         return self.head(feats, visible, infrared, text)
+
+
+def with_max_basis(net: "FusionNet") -> "FusionNet":
+    """The same guided student with the max(Y_v, T) basis added at weight zero: its output is
+    unchanged, so fine-tuning starts from what the linear student had learned."""
+    if net.cfg.role != "student" or net.cfg.student_arch != "guided":
+        raise ValueError("only a guided student has a basis to extend")
+    if net.cfg.guided_basis == "max":
+        return net
+    out = FusionNet(replace(net.cfg, guided_basis="max"))
+    state = dict(net.state_dict())
+    for name in ("student.head.weight", "student.head.bias"):
+        old = state[name]
+        state[name] = torch.cat([old, old.new_zeros((1,) + old.shape[1:])])
+    out.load_state_dict(state)
+    return out.train(net.training)
 
 
 def check_fusion_inputs(visible, infrared, text, text_dim: int) -> None:

@@ -336,15 +336,17 @@ def scene_captions(folder: PairedFolder, depth_visible, depth_thermal, progress:
     return captions
 
 
-def _initial_weights(path, role: str, text_encoder):
+def _initial_weights(path, role: str, text_encoder, guided_basis: str = "linear"):
     """Fine-tuning starts from a checkpoint of the role being trained, trained with the same
-    text encoder (load_fusion_net checks that); its model config comes with it."""
+    text encoder (load_fusion_net checks that); its model config comes with it. A linear guided
+    student asked for the max basis gets it added at weight zero."""
+    from ldf_ros.models.fusion_net import with_max_basis
     from ldf_ros.runtime.learned_fusion import load_fusion_net
 
     net = load_fusion_net(path, text_encoder).train()
     if net.cfg.role != role:
         raise ValueError(f"init: {path} is a {net.cfg.role} checkpoint, but this run trains a {role}")
-    return net
+    return with_max_basis(net) if guided_basis == "max" else net
 
 
 def build_fusion_training(cfg: FusionTrainConfig, device: str):
@@ -358,7 +360,7 @@ def build_fusion_training(cfg: FusionTrainConfig, device: str):
     text = CachedTextEncoder(make_text_encoder(cfg.text_encoder, cfg.clip_model, cfg.clip_checkpoint))
     net_cfg = {"role": cfg.role, "text_dim": text.encoder.dim, "text_encoder": text.encoder.name}
     if cfg.init:
-        model = _initial_weights(resolve_path(cfg.init), cfg.role, text.encoder)
+        model = _initial_weights(resolve_path(cfg.init), cfg.role, text.encoder, cfg.guided_basis)
     elif cfg.role == "teacher" and cfg.teacher_features == "inputs":
         model = FusionNet(FusionNetConfig(**net_cfg, teacher_head=cfg.teacher_head, teacher_features="inputs"))
     elif cfg.role == "teacher":
@@ -369,7 +371,7 @@ def build_fusion_training(cfg: FusionTrainConfig, device: str):
         from ldf_ros.models.fusion_net import STUDENT_WIDTHS
         model = FusionNet(FusionNetConfig(**net_cfg, student_arch=cfg.student_arch,
                                           student_widths=STUDENT_WIDTHS[cfg.student_arch],
-                                          guided_downscale=cfg.guided_downscale))
+                                          guided_downscale=cfg.guided_downscale, guided_basis=cfg.guided_basis))
     depths = []
     for path, modality in ((cfg.depth_visible, "visible"), (cfg.depth_thermal, "thermal")):
         net = load_depth_net(resolve_path(path), modality).to(device) if path else None
