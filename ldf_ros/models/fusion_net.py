@@ -333,7 +333,7 @@ class FusionNet(nn.Module):
         return self.head(feats, visible, infrared, text)
 
 
-def with_max_basis(net: "FusionNet") -> "FusionNet":
+def with_max_basis(net: FusionNet) -> FusionNet:
     """The same guided student with the max(Y_v, T) basis added at weight zero: its output is
     unchanged, so fine-tuning starts from what the linear student had learned."""
     if net.cfg.role != "student" or net.cfg.student_arch != "guided":
